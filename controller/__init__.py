@@ -1,0 +1,1 @@
+"""Kubernetes controller that moves canary traffic on the gatekeeper's verdicts."""

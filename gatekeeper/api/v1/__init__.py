@@ -1,0 +1,1 @@
+"""Generated code of gatekeeper.api.v1; regenerate with `make protos`."""
