@@ -13,16 +13,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import grpc_tools
+
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = "gatekeeper/api/v1/gatekeeper.proto"
 
 
 def generate(out_root: Path) -> list[Path]:
     """Run protoc and return the generated files."""
-    import grpc_tools
-
     include = Path(grpc_tools.__file__).parent / "_proto"
-    plugin_dir = Path(sys.executable).parent
+    plugins = str(Path(sys.executable).parent)
     out_root.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable,
@@ -30,8 +30,8 @@ def generate(out_root: Path) -> list[Path]:
         "grpc_tools.protoc",
         f"-I{ROOT / 'protos'}",
         f"-I{include}",
-        f"--plugin=protoc-gen-mypy={shutil.which('protoc-gen-mypy', path=str(plugin_dir))}",
-        f"--plugin=protoc-gen-mypy_grpc={shutil.which('protoc-gen-mypy_grpc', path=str(plugin_dir))}",
+        f"--plugin=protoc-gen-mypy={shutil.which('protoc-gen-mypy', path=plugins)}",
+        f"--plugin=protoc-gen-mypy_grpc={shutil.which('protoc-gen-mypy_grpc', path=plugins)}",
         f"--python_out={out_root}",
         f"--grpc_python_out={out_root}",
         f"--mypy_out={out_root}",

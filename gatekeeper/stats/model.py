@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from gatekeeper.stats.results import Direction, MetricKind
 
 FloatArray = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
 
 DEFAULT_TOLERANCE = 0.2
 DEFAULT_QUANTILE = 0.99

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gatekeeper.stats.model import FloatArray, NanStrategy, OutlierStrategy
+from gatekeeper.stats.model import BoolArray, FloatArray, NanStrategy, OutlierStrategy
 
 
 def apply_nan_strategy(
@@ -36,7 +36,8 @@ def apply_nan_strategy(
         return values
     if strategy is NanStrategy.REMOVE:
         return values[~nan]
-    return np.where(nan, replacement, values)
+    replaced: FloatArray = np.where(nan, replacement, values)
+    return replaced
 
 
 def percentile_r7(values: FloatArray, q: float) -> float:
@@ -62,7 +63,7 @@ def percentile_r7(values: FloatArray, q: float) -> float:
     return float(np.quantile(values, q, method="linear"))
 
 
-def iqr_outliers(values: FloatArray, *, factor: float) -> FloatArray:
+def iqr_outliers(values: FloatArray, *, factor: float) -> BoolArray:
     """Mask of points outside Tukey's fences ``[Q1 - factor*IQR, Q3 + factor*IQR]``.
 
     Parameters
@@ -88,10 +89,11 @@ def iqr_outliers(values: FloatArray, *, factor: float) -> FloatArray:
         return np.zeros(0, dtype=bool)
     q1, q3 = np.quantile(values, [0.25, 0.75], method="linear")
     spread = q3 - q1
-    return (values < q1 - factor * spread) | (values > q3 + factor * spread)
+    outside: BoolArray = (values < q1 - factor * spread) | (values > q3 + factor * spread)
+    return outside
 
 
-def ksigma_outliers(values: FloatArray, *, k: float) -> FloatArray:
+def ksigma_outliers(values: FloatArray, *, k: float) -> BoolArray:
     """Mask of points more than ``k`` standard deviations from the mean.
 
     Parameters
@@ -112,7 +114,8 @@ def ksigma_outliers(values: FloatArray, *, k: float) -> FloatArray:
     if values.size == 0:
         return np.zeros(0, dtype=bool)
     deviation = np.abs(values - values.mean())
-    return deviation > k * values.std()
+    outside: BoolArray = deviation > k * values.std()
+    return outside
 
 
 def remove_outliers(values: FloatArray, *, strategy: OutlierStrategy, factor: float) -> FloatArray:
