@@ -1,0 +1,557 @@
+"""Classify each metric: PASS, HIGH, LOW, NO_DATA or LOW_TRAFFIC (DESIGN.md, "Statistics").
+
+For every metric the acceptable region is: canary no worse than baseline x (1 +
+tolerance) + absolute_tolerance in the harmful direction. For rates and quantiles (positive,
+ratio-scale) "worse by (1 + tolerance)" downwards means baseline / (1 + tolerance) -
+absolute_tolerance, so that swapping baseline and canary mirrors HIGH and LOW exactly; for
+VALUES the shift allowed is tolerance x |baseline median| + absolute_tolerance either way.
+Each kind yields two one-sided p-values against the region's boundary:
+
+- ``p_fail``: small when the canary is beyond the region. FAIL (HIGH/LOW) when it is
+  significant at the metric's level after Holm's step-down correction across the metrics
+  of the verdict (Holm, Scandinavian Journal of Statistics 6(2), 1979).
+- ``p_pass``: small when the canary is inside the region. PASS when ``p_pass <= beta``:
+  the bound at confidence 1 - beta lies inside the region. This one rule is the data
+  sufficiency check.
+- otherwise LOW_TRAFFIC (data present, not enough of it) or NO_DATA, with how much more
+  canary data the bound needs at the current estimate.
+
+With direction EITHER both boundaries are tested: ``p_fail`` is twice the smaller of the
+two one-sided values, and PASS needs both one-sided PASS tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gatekeeper.stats import mann_whitney, power, preprocess, rates, tails
+from gatekeeper.stats.model import FloatArray, HistogramSeries, MetricData, RatioSeries
+from gatekeeper.stats.results import Direction, Effect, MetricKind, Outcome, SideSummary
+
+_EPS = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Canary against baseline for one metric, before the outcome is decided.
+
+    ``needed`` is how many more canary units (``unit``: requests or samples) the bounds
+    need to settle at the current estimate: 0 when settled, +inf when no amount will do.
+    """
+
+    test: str
+    p_fail: float
+    p_pass: float
+    harm: Outcome
+    effect: Effect
+    baseline: SideSummary
+    canary: SideSummary
+    detail: str
+    needed: float = 0.0
+    unit: str = "requests"
+    missing: str | None = None
+
+    def settled_at(self, alpha: float, beta: float) -> bool:
+        """Whether the FAIL test at ``alpha`` or the PASS test at ``beta`` decides."""
+        return self.p_fail <= alpha or self.p_pass <= beta
+
+
+@dataclass(frozen=True, slots=True)
+class _Tests:
+    """p-values against both boundaries (INCREASE and DECREASE), as the kind computes them."""
+
+    fail_high: float
+    pass_high: float
+    fail_low: float
+    pass_low: float
+
+
+def _combine(direction: Direction, tests: _Tests) -> tuple[float, float, Outcome]:
+    if direction is Direction.INCREASE:
+        return tests.fail_high, tests.pass_high, Outcome.HIGH
+    if direction is Direction.DECREASE:
+        return tests.fail_low, tests.pass_low, Outcome.LOW
+    harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
+    p_fail = min(1.0, 2.0 * min(tests.fail_high, tests.fail_low))
+    return p_fail, max(tests.pass_high, tests.pass_low), harm
+
+
+def _levels(direction: Direction, alpha: float, beta: float) -> tuple[float, float]:
+    """One-sided error rates of the (lower, upper) effect bounds."""
+    if direction is Direction.INCREASE:
+        return beta, alpha
+    if direction is Direction.DECREASE:
+        return alpha, beta
+    return alpha / 2, alpha / 2
+
+
+def _projected_need(
+    p_values: Callable[[float], tuple[float, float]], alpha: float, beta: float, current: float
+) -> float:
+    """Extra canary units for ``p_values(scale)`` to settle, at the current estimate."""
+
+    def settled(scale: float) -> bool:
+        p_fail, p_pass = p_values(scale)
+        return p_fail <= alpha or p_pass <= beta
+
+    scale = power.scale_to_settle(settled)
+    return math.inf if math.isinf(scale) else (scale - 1.0) * current
+
+
+# --- RATIO -------------------------------------------------------------------------------
+
+
+def _ratio_summary(series: RatioSeries) -> SideSummary:
+    total = float(series.total.sum())
+    bad = float(series.bad.sum())
+    rate = bad / total if total > 0 else 0.0
+    busy = series.total > 0
+    per_interval = series.bad[busy] / series.total[busy]
+    p50, p99 = np.quantile(per_interval, [0.5, 0.99]) if per_interval.size else (0.0, 0.0)
+    return SideSummary(count=total, mean=rate, p50=float(p50), p99=float(p99), rate=rate)
+
+
+def _ratio_tests(
+    counts: rates.StratifiedCounts, tolerance: float, absolute: float, direction: Direction
+) -> _Tests:
+    high = 1.0 + tolerance
+    low = 1.0 / high
+    fail_high = rates.rate_ratio_pvalue(counts=counts, ratio=high, alternative="greater")
+    pass_high = rates.rate_ratio_pvalue(counts=counts, ratio=high, alternative="less")
+    fail_low, pass_low = 1.0, 0.0
+    if direction is not Direction.INCREASE:
+        fail_low = rates.rate_ratio_pvalue(counts=counts, ratio=low, alternative="less")
+        pass_low = rates.rate_ratio_pvalue(counts=counts, ratio=low, alternative="greater")
+    if absolute > 0:
+        up = rates.rate_difference_test(counts=counts, factor=high, offset=absolute)
+        fail_high, pass_high = max(fail_high, up.p_greater), min(pass_high, up.p_less)
+        if direction is not Direction.INCREASE:
+            down = rates.rate_difference_test(counts=counts, factor=low, offset=-absolute)
+            fail_low, pass_low = max(fail_low, down.p_less), min(pass_low, down.p_greater)
+    return _Tests(fail_high, pass_high, fail_low, pass_low)
+
+
+def compare_ratio(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+    """Compare RATIO counts by the stratified conditional rate ratio (:mod:`rates`)."""
+    settings = data.settings
+    baseline, canary = data.baseline, data.canary
+    assert isinstance(baseline, RatioSeries) and isinstance(canary, RatioSeries)
+    b_summary, c_summary = _ratio_summary(baseline), _ratio_summary(canary)
+    test = "stratified conditional rate ratio (quasi-Poisson)"
+    missing = _ratio_missing(baseline, canary)
+    if missing:
+        return _no_data(test, "rate_ratio", b_summary, c_summary, missing)
+    counts = rates.stratify(baseline=baseline, canary=canary)
+    tol, absolute, direction = settings.tolerance, settings.absolute_tolerance, settings.direction
+    p_fail, p_pass, harm = _combine(direction, _ratio_tests(counts, tol, absolute, direction))
+    lower_alpha, upper_alpha = _levels(direction, alpha, beta)
+    interval = rates.rate_ratio_interval(
+        counts=counts, alpha_lower=lower_alpha, alpha_upper=upper_alpha
+    )
+    effect = Effect(
+        estimate=interval.ratio,
+        lower=interval.lower,
+        upper=interval.upper,
+        confidence=1.0 - lower_alpha - upper_alpha,
+        scale="rate_ratio",
+    )
+
+    def projected(scale: float) -> tuple[float, float]:
+        more = rates.scaled(counts, scale)
+        return _combine(direction, _ratio_tests(more, tol, absolute, direction))[:2]
+
+    settled = p_fail <= alpha or p_pass <= beta
+    needed = 0.0 if settled else _projected_need(projected, alpha, beta, counts.canary_total)
+    detail = (
+        f"canary rate {_pct(c_summary.rate)} vs baseline {_pct(b_summary.rate)}, "
+        f"rate ratio {_num(interval.ratio)} [{_num(interval.lower)}, {_num(interval.upper)}]"
+    )
+    if counts.dispersion > 1.0:
+        detail += f", overdispersion {counts.dispersion:.2g}"
+    if counts.events <= 0:
+        detail += "; no bad events on either side" + (
+            "" if absolute > 0 else " (set absolute_tolerance to let such data pass)"
+        )
+    return Comparison(
+        test, p_fail, p_pass, harm, effect, b_summary, c_summary, detail, needed, "requests"
+    )
+
+
+def _ratio_missing(baseline: RatioSeries, canary: RatioSeries) -> str | None:
+    if float(baseline.total.sum()) <= 0:
+        return "no baseline requests"
+    if float(canary.total.sum()) <= 0:
+        return "no canary requests"
+    both = (baseline.total > 0) & (canary.total > 0)
+    if not both.any():
+        return "no interval with requests on both sides"
+    return None
+
+
+# --- VALUES ------------------------------------------------------------------------------
+
+
+def _values_summary(values: FloatArray) -> SideSummary:
+    if values.size == 0:
+        return SideSummary()
+    p50, p99 = np.quantile(values, [0.5, 0.99])
+    return SideSummary(
+        count=float(values.size), mean=float(values.mean()), p50=float(p50), p99=float(p99)
+    )
+
+
+def prepare_values(data: MetricData, side: FloatArray) -> FloatArray:
+    """Apply the metric's NaN policy and outlier removal to one side's samples."""
+    settings = data.settings
+    cleaned = preprocess.apply_nan_strategy(
+        side, strategy=settings.nan_strategy, replacement=settings.nan_replacement
+    )
+    return preprocess.remove_outliers(
+        cleaned, strategy=settings.outlier_strategy, factor=settings.outlier_factor
+    )
+
+
+def compare_values(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+    """Compare VALUES by Mann-Whitney U against the shifted boundary, with the HL shift."""
+    settings = data.settings
+    assert isinstance(data.baseline, np.ndarray) and isinstance(data.canary, np.ndarray)
+    baseline = prepare_values(data, data.baseline)
+    canary = prepare_values(data, data.canary)
+    b_summary, c_summary = _values_summary(baseline), _values_summary(canary)
+    test = "Mann-Whitney U / Hodges-Lehmann shift"
+    if baseline.size == 0 or canary.size == 0:
+        side = "baseline" if baseline.size == 0 else "canary"
+        return _no_data(test, "relative_shift", b_summary, c_summary, f"no {side} samples")
+    level = abs(float(np.median(baseline)))
+    margin = settings.tolerance * level + settings.absolute_tolerance
+    direction = settings.direction
+
+    def mw(shift: float, alternative: mann_whitney.Alternative) -> float:
+        return mann_whitney.mann_whitney_u(
+            baseline=baseline, canary=canary, shift=shift, alternative=alternative
+        ).p_value
+
+    fail_high = mw(margin, "greater")
+    pass_high = mw(margin, "less")
+    fail_low, pass_low = 1.0, 0.0
+    if direction is not Direction.INCREASE:
+        fail_low, pass_low = mw(-margin, "less"), mw(-margin, "greater")
+    p_fail, p_pass, harm = _combine(direction, _Tests(fail_high, pass_high, fail_low, pass_low))
+    lower_alpha, upper_alpha = _levels(direction, alpha, beta)
+    hl = mann_whitney.hodges_lehmann(
+        baseline=baseline, canary=canary, alpha_lower=lower_alpha, alpha_upper=upper_alpha
+    )
+    unit = level if level > 0 else 1.0
+    scale = "relative_shift" if level > 0 else "shift"
+    effect = Effect(
+        estimate=hl.estimate / unit,
+        lower=hl.lower / unit,
+        upper=hl.upper / unit,
+        confidence=1.0 - lower_alpha - upper_alpha,
+        scale=scale,
+    )
+    needed = 0.0
+    if not (p_fail <= alpha or p_pass <= beta):
+        needed = _values_need(hl, margin, direction, canary.size)
+    cles = mann_whitney.common_language_effect_size(baseline=baseline, canary=canary)
+    detail = (
+        f"canary median {_num(c_summary.p50)} vs baseline {_num(b_summary.p50)}, "
+        f"shift {_num(hl.estimate)} [{_num(hl.lower)}, {_num(hl.upper)}], "
+        f"P(canary > baseline) {cles:.2f} (n={canary.size} vs {baseline.size})"
+    )
+    return Comparison(
+        test, p_fail, p_pass, harm, effect, b_summary, c_summary, detail, needed, "samples"
+    )
+
+
+def _values_need(
+    hl: mann_whitney.HodgesLehmannResult, margin: float, direction: Direction, n: int
+) -> float:
+    estimate = hl.estimate
+    if direction is Direction.DECREASE:
+        distance, width = (
+            abs(estimate + margin),
+            (hl.upper - estimate) if estimate > -margin else (estimate - hl.lower),
+        )
+    else:
+        distance = abs(estimate - margin)
+        width = (estimate - hl.lower) if estimate > margin else (hl.upper - estimate)
+    scale = power.normal_scale_to_settle(distance=distance, half_width=width)
+    return math.inf if math.isinf(scale) else (scale - 1.0) * n
+
+
+# --- HISTOGRAM ---------------------------------------------------------------------------
+
+
+def _histogram_summary(histogram: tails.MergedHistogram, share: float) -> SideSummary:
+    if histogram.count <= 0:
+        return SideSummary()
+    bounds, cumulative = histogram.upper_bounds, histogram.cumulative
+    return SideSummary(
+        count=histogram.count,
+        mean=tails.histogram_mean(histogram),
+        p50=tails.histogram_quantile(q=0.5, upper_bounds=bounds, cumulative=cumulative),
+        p99=tails.histogram_quantile(q=0.99, upper_bounds=bounds, cumulative=cumulative),
+        rate=share,
+    )
+
+
+def compare_histogram(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+    """Compare HISTOGRAM tails: the canary's share above the baseline's boundary (:mod:`tails`)."""
+    settings = data.settings
+    assert isinstance(data.baseline, HistogramSeries) and isinstance(data.canary, HistogramSeries)
+    baseline, canary = tails.merge(data.baseline), tails.merge(data.canary)
+    q = settings.quantile
+    test = f"tail exceedance above baseline p{_quantile_name(q)} (exact binomial)"
+    if baseline.count <= 0 or canary.count <= 0:
+        side = "baseline" if baseline.count <= 0 else "canary"
+        return _no_data(
+            test,
+            "quantile_ratio",
+            _histogram_summary(baseline, 0.0),
+            _histogram_summary(canary, 0.0),
+            f"no {side} observations",
+        )
+    bounds = baseline.upper_bounds
+    q_base = tails.histogram_quantile(q=q, upper_bounds=bounds, cumulative=baseline.cumulative)
+    q_canary = tails.histogram_quantile(q=q, upper_bounds=bounds, cumulative=canary.cumulative)
+    tol, absolute, direction = settings.tolerance, settings.absolute_tolerance, settings.direction
+    unresolved = _beyond_last_bucket(baseline, q)
+    # A baseline quantile in the +Inf bucket is only known to exceed the largest finite bound:
+    # nothing can then be shown above it (no FAIL upwards), nor safely below it downwards.
+    high = math.inf if unresolved else q_base * (1.0 + tol) + absolute
+    low = q_base / (1.0 + tol) - absolute
+
+    def tests(scale: float) -> _Tests:
+        up = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high, scale=scale)
+        fail_low, pass_low = 1.0, 0.0
+        if direction is not Direction.INCREASE:
+            down = tails.tail_test(
+                baseline=baseline, canary=canary, q=q, threshold=low, scale=scale
+            )
+            fail_low, pass_low = down.p_less, 1.0 if unresolved else down.p_greater
+        return _Tests(up.p_greater, up.p_less, fail_low, pass_low)
+
+    p_fail, p_pass, harm = _combine(direction, tests(1.0))
+    lower_alpha, upper_alpha = _levels(direction, alpha, beta)
+    c_lo, c_hi = tails.quantile_bounds(
+        histogram=canary, q=q, alpha_lower=lower_alpha, alpha_upper=upper_alpha
+    )
+    unit = q_base if q_base > 0 else math.nan
+    effect = Effect(
+        estimate=q_canary / unit,
+        lower=c_lo / unit,
+        upper=c_hi / unit,
+        confidence=1.0 - lower_alpha - upper_alpha,
+        scale="quantile_ratio",
+    )
+    boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high)
+    needed = 0.0
+    if not (p_fail <= alpha or p_pass <= beta):
+        needed = _projected_need(
+            lambda s: _combine(direction, tests(s))[:2], alpha, beta, canary.count
+        )
+    name = _quantile_name(q)
+    detail = (
+        f"canary p{name} {_num(q_canary)} vs baseline p{name} {_num(q_base)} "
+        f"(allowed {_num(high)}); {_pct(boundary.canary_share)} of canary requests above it "
+        f"vs {_pct(1 - q)} expected"
+    )
+    detail += _resolution_note(boundary, q_base, tol)
+    return Comparison(
+        test,
+        p_fail,
+        p_pass,
+        harm,
+        effect,
+        _histogram_summary(baseline, 1 - q),
+        _histogram_summary(canary, boundary.canary_share),
+        detail,
+        needed,
+        "requests",
+    )
+
+
+def _beyond_last_bucket(histogram: tails.MergedHistogram, q: float) -> bool:
+    """Whether the q-quantile's rank falls in the +Inf bucket."""
+    finite = histogram.cumulative[-2] if histogram.cumulative.size > 1 else 0.0
+    return bool(finite < q * histogram.count)
+
+
+def _resolution_note(test: tails.TailTestResult, q_base: float, tolerance: float) -> str:
+    start, end = test.bucket_start, test.bucket_end
+    if math.isinf(end):
+        return (
+            f"; the threshold lies above the largest finite bucket bound {_num(start)}, "
+            "so the tail test cannot resolve it"
+        )
+    width = end - start
+    if q_base > 0 and width > tolerance * q_base:
+        return (
+            f"; bucket ({_num(start)}, {_num(end)}] limits the resolution to "
+            f"{width / q_base:.0%} of the baseline quantile"
+        )
+    return ""
+
+
+def _quantile_name(q: float) -> str:
+    text = f"{q * 100:g}"
+    return text.replace(".", "_") if "." in text else text
+
+
+# --- shared ------------------------------------------------------------------------------
+
+
+def _no_data(
+    test: str, scale: str, baseline: SideSummary, canary: SideSummary, missing: str
+) -> Comparison:
+    effect = Effect(math.nan, math.nan, math.nan, 0.0, scale)
+    return Comparison(
+        test,
+        1.0,
+        1.0,
+        Outcome.HIGH,
+        effect,
+        baseline,
+        canary,
+        missing,
+        math.inf,
+        missing=missing,
+    )
+
+
+def _pct(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value * 100:.3g}%"
+
+
+def _num(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.4g}"
+
+
+COMPARE: dict[MetricKind, Callable[..., Comparison]] = {
+    MetricKind.RATIO: compare_ratio,
+    MetricKind.VALUES: compare_values,
+    MetricKind.HISTOGRAM: compare_histogram,
+}
+
+
+def compare(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+    """Compare one metric's sides with the test of its kind, bounds at ``alpha``/``beta``."""
+    return COMPARE[data.settings.kind](data, alpha=alpha, beta=beta)
+
+
+def holm_levels(p_values: Sequence[float], alpha: float) -> list[float]:
+    """The level each hypothesis is tested at by Holm's step-down procedure.
+
+    Parameters
+    ----------
+    p_values : sequence of float
+        One p-value per hypothesis of the family.
+    alpha : float
+        Family-wise error rate.
+
+    Returns
+    -------
+    list of float
+        For the hypothesis of rank r (1 = smallest p): ``alpha / (m - r + 1)`` while every
+        smaller p-value was rejected; once one is not, every later hypothesis keeps the
+        level at which the procedure stopped. Hypothesis i is rejected iff
+        ``p_values[i] <= levels[i]``.
+
+    References
+    ----------
+    S. Holm, "A simple sequentially rejective multiple test procedure", Scandinavian
+    Journal of Statistics 6(2), 1979.
+    """
+    m = len(p_values)
+    levels = [0.0] * m
+    order = sorted(range(m), key=lambda i: p_values[i])
+    stopped: float | None = None
+    for rank, index in enumerate(order):
+        level = alpha / (m - rank) if stopped is None else stopped
+        levels[index] = level
+        if stopped is None and p_values[index] > level:
+            stopped = level
+    return levels
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """A metric's outcome with the comparison behind it and the level of its FAIL test."""
+
+    outcome: Outcome
+    comparison: Comparison
+    alpha: float
+
+
+def classify(metrics: Sequence[MetricData], *, alpha: float, beta: float) -> list[Classified]:
+    """Outcome of every metric, with Holm's correction across the decisive metrics.
+
+    Metrics with a source error are ERROR; dry-run metrics are judged at the first Holm
+    level (alpha / m) and stay outside the family, so they never change another metric's
+    outcome.
+    """
+    family = [i for i, m in enumerate(metrics) if m.error is None and not m.settings.dry_run]
+    first_level = alpha / max(1, len(family))
+    comparisons = [
+        None if m.error is not None else compare(m, alpha=first_level, beta=beta) for m in metrics
+    ]
+    levels = dict(
+        zip(
+            family,
+            holm_levels([_p_fail(comparisons[i]) for i in family], alpha),
+            strict=True,
+        )
+    )
+    results: list[Classified] = []
+    for index, data in enumerate(metrics):
+        found = comparisons[index]
+        if found is None:
+            results.append(_error(data))
+            continue
+        level = levels.get(index, first_level)
+        if not math.isclose(level, first_level, rel_tol=1e-12):
+            found = compare(data, alpha=level, beta=beta)
+        results.append(Classified(_outcome(found, level, beta), found, level))
+    return results
+
+
+def _p_fail(comparison: Comparison | None) -> float:
+    return 1.0 if comparison is None else comparison.p_fail
+
+
+def _outcome(comparison: Comparison, level: float, beta: float) -> Outcome:
+    if comparison.missing is not None:
+        return Outcome.NO_DATA
+    if comparison.p_fail <= level:
+        return comparison.harm
+    if comparison.p_pass <= beta:
+        return Outcome.PASS
+    return Outcome.LOW_TRAFFIC
+
+
+def _error(data: MetricData) -> Classified:
+    effect = Effect(math.nan, math.nan, math.nan, 0.0, "")
+    comparison = Comparison(
+        "",
+        1.0,
+        1.0,
+        Outcome.HIGH,
+        effect,
+        SideSummary(),
+        SideSummary(),
+        data.error or "error",
+        0.0,
+        missing=data.error,
+    )
+    return Classified(Outcome.ERROR, comparison, 0.0)

@@ -1,0 +1,470 @@
+"""The wire contract <-> the domain: validation of requests, encoding of verdicts.
+
+Every rule of DESIGN.md's error table for bad input lives here: negative or non-finite
+counts, bad > total, unknown enum values, bounds not increasing, mismatched lengths,
+missing or duplicate names. All violations of a request are reported at once, each with
+the path of the field and the allowed values. An empty series is missing data, not bad
+input.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+from google.protobuf import json_format
+from google.protobuf.descriptor import EnumDescriptor
+from google.protobuf.message import DecodeError
+
+from gatekeeper.api.v1 import gatekeeper_pb2 as pb
+from gatekeeper.errors import FieldViolation, InvalidArgument, collect
+from gatekeeper.stats.model import (
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    DEFAULT_MARGINAL_SCORE,
+    DEFAULT_OUTLIER_FACTOR,
+    DEFAULT_PASS_SCORE,
+    DEFAULT_QUANTILE,
+    DEFAULT_TOLERANCE,
+    HistogramSeries,
+    JudgeSettings,
+    LookPosition,
+    MetricData,
+    MetricSettings,
+    NanStrategy,
+    OutlierStrategy,
+    RatioSeries,
+    Series,
+)
+from gatekeeper.stats.results import (
+    Decision,
+    Direction,
+    Effect,
+    MetricKind,
+    MetricResult,
+    Outcome,
+    SideSummary,
+    Verdict,
+)
+
+
+class JudgeMode(enum.Enum):
+    """How the judge decides: our statistics, or NetflixACAJudge's."""
+
+    DEFAULT = "DEFAULT"
+    KAYENTA = "KAYENTA"
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeInput:
+    """A validated JudgeRequest."""
+
+    metrics: tuple[MetricData, ...]
+    settings: JudgeSettings
+    mode: JudgeMode
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _enum_map(
+    proto_enum: EnumDescriptor, prefix: str, domain: type[E], unspecified: E | None
+) -> dict[int, E]:
+    values: dict[int, E] = {}
+    for value in proto_enum.values:
+        short, number = value.name.removeprefix(prefix), value.number
+        if short == "UNSPECIFIED":
+            if unspecified is not None:
+                values[number] = unspecified
+            continue
+        values[number] = domain[short]
+    return values
+
+
+KINDS = _enum_map(pb.MetricKind.DESCRIPTOR, "METRIC_KIND_", MetricKind, None)
+DIRECTIONS = _enum_map(pb.Direction.DESCRIPTOR, "DIRECTION_", Direction, Direction.INCREASE)
+MODES = _enum_map(pb.JudgeMode.DESCRIPTOR, "JUDGE_MODE_", JudgeMode, JudgeMode.DEFAULT)
+NAN_STRATEGIES = _enum_map(
+    pb.NanStrategy.DESCRIPTOR, "NAN_STRATEGY_", NanStrategy, NanStrategy.REMOVE
+)
+OUTLIER_STRATEGIES = _enum_map(
+    pb.OutlierStrategy.DESCRIPTOR, "OUTLIER_STRATEGY_", OutlierStrategy, OutlierStrategy.NONE
+)
+DECISIONS = {d: pb.Decision.Value(f"DECISION_{d.value}") for d in Decision}
+OUTCOMES = {o: pb.Outcome.Value(f"OUTCOME_{o.value}") for o in Outcome}
+
+
+class _Checker:
+    """Collects the violations of one request."""
+
+    def __init__(self) -> None:
+        self.violations: list[FieldViolation] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.violations.append(FieldViolation(field, description))
+
+    def enum(
+        self, field: str, number: int, table: dict[int, E], proto_enum: EnumDescriptor
+    ) -> E | None:
+        if number in table:
+            return table[number]
+        names = ", ".join(v.name for v in proto_enum.values if v.number in table)
+        self.add(field, f"unknown value {number}; allowed: {names}")
+        return None
+
+    def number(
+        self,
+        field: str,
+        value: float,
+        *,
+        low: float,
+        high: float = math.inf,
+        low_open: bool = False,
+        high_open: bool = False,
+    ) -> float:
+        ok = math.isfinite(value) and (value > low if low_open else value >= low)
+        ok = ok and (value < high if high_open else value <= high)
+        if not ok:
+            left = "(" if low_open else "["
+            right = ")" if high_open or math.isinf(high) else "]"
+            upper = "inf" if math.isinf(high) else f"{high:g}"
+            self.add(
+                field, f"must be a finite number in {left}{low:g}, {upper}{right}, got {value!r}"
+            )
+        return value
+
+
+def _optional(message: object, name: str, default: float) -> float:
+    return float(getattr(message, name)) if message.HasField(name) else default  # type: ignore[attr-defined]
+
+
+def _ratio_series(check: _Checker, field: str, series: pb.Series) -> RatioSeries:
+    bad = np.fromiter((c.bad for c in series.counts), dtype=float, count=len(series.counts))
+    total = np.fromiter((c.total for c in series.counts), dtype=float, count=len(series.counts))
+    broken = ~np.isfinite(bad) | ~np.isfinite(total) | (bad < 0) | (total < 0) | (bad > total)
+    for index in np.flatnonzero(broken)[:5]:
+        b, t = bad[index], total[index]
+        check.add(
+            f"{field}.counts[{index}]",
+            f"bad and total must be finite, >= 0 and bad <= total, got bad={b!r} total={t!r}",
+        )
+    if series.values or series.histograms:
+        check.add(field, "RATIO metrics carry counts only (values and histograms must be empty)")
+    return RatioSeries(bad=bad, total=total)
+
+
+def _values_series(check: _Checker, field: str, series: pb.Series) -> np.ndarray:
+    values = np.fromiter(series.values, dtype=float, count=len(series.values))
+    infinite = np.flatnonzero(np.isinf(values))
+    if infinite.size:
+        check.add(
+            f"{field}.values[{infinite[0]}]",
+            "values must be finite or NaN (NaN follows the metric's nan_strategy)",
+        )
+    if series.counts or series.histograms:
+        check.add(field, "VALUES metrics carry values only (counts and histograms must be empty)")
+    return values
+
+
+def _histogram_series(check: _Checker, field: str, series: pb.Series) -> HistogramSeries:
+    if series.values or series.counts:
+        check.add(
+            field, "HISTOGRAM metrics carry histograms only (values and counts must be empty)"
+        )
+    if not series.histograms:
+        return HistogramSeries(np.array([math.inf]), np.zeros((0, 1)))
+    bounds = np.asarray(series.histograms[0].upper_bounds, dtype=float)
+    rows = []
+    for index, histogram in enumerate(series.histograms):
+        where = f"{field}.histograms[{index}]"
+        these = np.asarray(histogram.upper_bounds, dtype=float)
+        counts = np.asarray(histogram.counts, dtype=float)
+        if index == 0:
+            _check_bounds(check, where, these)
+        elif these.shape != bounds.shape or not np.array_equal(these, bounds):
+            check.add(
+                f"{where}.upper_bounds", "every histogram of a metric must have the same bounds"
+            )
+            continue
+        if counts.shape != these.shape:
+            check.add(
+                f"{where}.counts",
+                f"needs one count per upper bound ({these.size}), got {counts.size}",
+            )
+            continue
+        if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            check.add(f"{where}.counts", "counts must be finite and >= 0")
+            continue
+        rows.append(counts)
+    matrix = (
+        np.vstack(rows)
+        if rows and len(rows) == len(series.histograms)
+        else np.zeros((0, bounds.size))
+    )
+    return HistogramSeries(upper_bounds=bounds, counts=matrix)
+
+
+def _check_bounds(check: _Checker, where: str, bounds: np.ndarray) -> None:
+    if bounds.size == 0 or not math.isinf(bounds[-1]) or bounds[-1] < 0:
+        check.add(f"{where}.upper_bounds", 'must end with +Inf (Prometheus\' le="+Inf" bucket)')
+    elif np.any(np.isnan(bounds)) or np.any(np.diff(bounds) <= 0):
+        check.add(f"{where}.upper_bounds", "must be strictly increasing")
+
+
+_SERIES: dict[MetricKind, Callable[[_Checker, str, pb.Series], Series]] = {
+    MetricKind.RATIO: _ratio_series,
+    MetricKind.VALUES: _values_series,
+    MetricKind.HISTOGRAM: _histogram_series,
+}
+
+
+def _length(series: Series) -> int:
+    if isinstance(series, RatioSeries | HistogramSeries):
+        return series.intervals
+    return int(series.shape[0])
+
+
+def _settings(check: _Checker, field: str, config: pb.MetricConfig) -> MetricSettings | None:
+    kind = check.enum(f"{field}.kind", config.kind, KINDS, pb.MetricKind.DESCRIPTOR)
+    direction = check.enum(
+        f"{field}.direction", config.direction, DIRECTIONS, pb.Direction.DESCRIPTOR
+    )
+    nan = check.enum(
+        f"{field}.nan_strategy", config.nan_strategy, NAN_STRATEGIES, pb.NanStrategy.DESCRIPTOR
+    )
+    outliers = check.enum(
+        f"{field}.outlier_strategy",
+        config.outlier_strategy,
+        OUTLIER_STRATEGIES,
+        pb.OutlierStrategy.DESCRIPTOR,
+    )
+    tolerance = check.number(
+        f"{field}.tolerance", _optional(config, "tolerance", DEFAULT_TOLERANCE), low=0.0
+    )
+    absolute = check.number(
+        f"{field}.absolute_tolerance", _optional(config, "absolute_tolerance", 0.0), low=0.0
+    )
+    weight = check.number(
+        f"{field}.weight", _optional(config, "weight", 1.0), low=0.0, low_open=True
+    )
+    quantile = check.number(
+        f"{field}.quantile",
+        _optional(config, "quantile", DEFAULT_QUANTILE),
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+    )
+    replacement = _optional(config, "nan_replacement", 0.0)
+    if not math.isfinite(replacement):
+        check.add(f"{field}.nan_replacement", f"must be finite, got {replacement!r}")
+    factor = check.number(
+        f"{field}.outlier_factor",
+        _optional(config, "outlier_factor", DEFAULT_OUTLIER_FACTOR),
+        low=0.0,
+        low_open=True,
+    )
+    if kind is None or direction is None or nan is None or outliers is None:
+        return None
+    return MetricSettings(
+        name=config.name,
+        kind=kind,
+        direction=direction,
+        tolerance=tolerance,
+        absolute_tolerance=absolute,
+        critical=config.critical,
+        weight=weight,
+        group=config.group,
+        quantile=quantile,
+        dry_run=config.dry_run,
+        nan_strategy=nan,
+        nan_replacement=replacement,
+        outlier_strategy=outliers,
+        outlier_factor=factor,
+    )
+
+
+def _metric(check: _Checker, index: int, metric: pb.Metric, seen: set[str]) -> MetricData | None:
+    field = f"metrics[{index}]"
+    name = metric.config.name
+    if not name.strip():
+        check.add(f"{field}.config.name", "is required (a non-empty metric name)")
+    elif name in seen:
+        check.add(f"{field}.config.name", f"duplicate metric name {name!r}; names must be unique")
+    seen.add(name)
+    settings = _settings(check, f"{field}.config", metric.config)
+    if settings is None:
+        return None
+    reader = _SERIES[settings.kind]
+    baseline = reader(check, f"{field}.baseline", metric.baseline)
+    canary = reader(check, f"{field}.canary", metric.canary)
+    if settings.kind is not MetricKind.VALUES:
+        n_base, n_canary = _length(baseline), _length(canary)
+        if min(n_base, n_canary) > 0 and n_base != n_canary:
+            check.add(
+                f"{field}.canary",
+                f"baseline and canary must cover the same intervals, got {n_base} and {n_canary}",
+            )
+    if (
+        isinstance(baseline, HistogramSeries)
+        and isinstance(canary, HistogramSeries)
+        and baseline.counts.size
+        and canary.counts.size
+        and not np.array_equal(baseline.upper_bounds, canary.upper_bounds)
+    ):
+        check.add(
+            f"{field}.canary.histograms", "baseline and canary must use the same bucket bounds"
+        )
+    return MetricData(settings=settings, baseline=baseline, canary=canary)
+
+
+def judge_input(request: pb.JudgeRequest) -> JudgeInput:
+    """Validate a JudgeRequest into the domain, or raise :class:`InvalidArgument`."""
+    check = _Checker()
+    if not request.metrics:
+        check.add("metrics", "at least one metric is required")
+    seen: set[str] = set()
+    metrics = [_metric(check, i, m, seen) for i, m in enumerate(request.metrics)]
+    settings = _judge_settings(check, request)
+    mode = check.enum("mode", request.mode, MODES, pb.JudgeMode.DESCRIPTOR)
+    collect(check.violations)
+    assert settings is not None and mode is not None
+    return JudgeInput(tuple(m for m in metrics if m is not None), settings, mode)
+
+
+def _judge_settings(check: _Checker, request: pb.JudgeRequest) -> JudgeSettings | None:
+    alpha = check.number(
+        "alpha", _optional(request, "alpha", DEFAULT_ALPHA), low=0.0, high=0.5, low_open=True
+    )
+    beta = check.number(
+        "beta", _optional(request, "beta", DEFAULT_BETA), low=0.0, high=0.5, low_open=True
+    )
+    thresholds = request.thresholds
+    pass_score = check.number(
+        "thresholds.pass_score",
+        _optional(thresholds, "pass_score", DEFAULT_PASS_SCORE),
+        low=0.0,
+        high=100.0,
+    )
+    marginal = check.number(
+        "thresholds.marginal_score",
+        _optional(thresholds, "marginal_score", DEFAULT_MARGINAL_SCORE),
+        low=0.0,
+        high=100.0,
+    )
+    if marginal > pass_score:
+        check.add(
+            "thresholds.marginal_score",
+            f"must be <= pass_score ({pass_score:g}), got {marginal:g}",
+        )
+    interval: float | None = None
+    if request.HasField("interval_seconds"):
+        interval = check.number(
+            "interval_seconds", request.interval_seconds, low=0.0, low_open=True
+        )
+    look: LookPosition | None = None
+    if request.HasField("look"):
+        if request.look.index < 1:
+            check.add("look.index", f"must be >= 1 (1-based), got {request.look.index}")
+        if request.look.planned < 0:
+            check.add("look.planned", f"must be >= 0 (0: unknown), got {request.look.planned}")
+        look = LookPosition(index=max(1, request.look.index), planned=max(0, request.look.planned))
+    weights: dict[str, float] = {}
+    for group, weight in request.group_weights.items():
+        weights[group] = check.number(f"group_weights[{group!r}]", weight, low=0.0)
+    return JudgeSettings(
+        alpha=alpha,
+        beta=beta,
+        pass_score=pass_score,
+        marginal_score=marginal,
+        interval_seconds=interval,
+        look=look,
+        group_weights=weights,
+    )
+
+
+def parse_judge_request(data: bytes | str, *, json: bool) -> pb.JudgeRequest:
+    """Decode a JudgeRequest from protobuf's binary or JSON mapping; bad bytes are bad input."""
+    request = pb.JudgeRequest()
+    try:
+        if json:
+            json_format.Parse(data, request)
+        else:
+            request.ParseFromString(data if isinstance(data, bytes) else data.encode())
+    except (
+        json_format.ParseError,
+        DecodeError,
+        UnicodeDecodeError,
+        ValueError,
+        RecursionError,
+    ) as exc:
+        mapping = "protobuf JSON mapping" if json else "protobuf binary encoding"
+        raise InvalidArgument.single(
+            "request", f"not a gatekeeper.api.v1.JudgeRequest in the {mapping}: {exc}"
+        ) from None
+    return request
+
+
+def _effect(effect: Effect) -> pb.Effect:
+    return pb.Effect(
+        estimate=effect.estimate,
+        lower=effect.lower,
+        upper=effect.upper,
+        confidence=effect.confidence,
+        scale=effect.scale,
+    )
+
+
+def _summary(summary: SideSummary) -> pb.Summary:
+    return pb.Summary(
+        count=summary.count, mean=summary.mean, p50=summary.p50, p99=summary.p99, rate=summary.rate
+    )
+
+
+def _metric_result(result: MetricResult) -> pb.MetricResult:
+    return pb.MetricResult(
+        name=result.name,
+        outcome=OUTCOMES[result.outcome],
+        critical=result.critical,
+        test=result.test,
+        p_value=result.p_value,
+        effect=_effect(result.effect),
+        baseline=_summary(result.baseline),
+        canary=_summary(result.canary),
+        reason=result.reason,
+        queries=list(result.queries),
+        dry_run=result.dry_run,
+        group=result.group,
+        alpha=result.alpha,
+    )
+
+
+def verdict_message(verdict: Verdict) -> pb.Verdict:
+    """Encode a verdict for the wire."""
+    message = pb.Verdict(
+        decision=DECISIONS[verdict.decision],
+        score=verdict.score,
+        metrics=[_metric_result(r) for r in verdict.metrics],
+        summary=verdict.summary,
+        groups=[pb.GroupScore(name=g.name, score=g.score, weight=g.weight) for g in verdict.groups],
+        alpha=verdict.alpha,
+    )
+    if verdict.load_hint is not None:
+        hint = verdict.load_hint
+        message.load_hint.CopyFrom(
+            pb.LoadHint(
+                canary_requests_needed=hint.canary_requests_needed,
+                rps=hint.rps,
+                seconds=hint.seconds,
+            )
+        )
+    return message
+
+
+def verdict_json(verdict: pb.Verdict) -> str:
+    """The verdict in protobuf's JSON mapping, zero-valued fields included."""
+    return json_format.MessageToJson(verdict, always_print_fields_with_no_presence=True, indent=2)

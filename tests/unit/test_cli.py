@@ -1,0 +1,108 @@
+"""`gatekeeper judge`: verdicts and exit codes, as a separate process the way CI jobs call it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gatekeeper import cli, engine
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def gatekeeper(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gatekeeper.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("example", "decision", "code"),
+    [
+        ("healthy", "DECISION_PASS", 0),
+        ("zero-error-healthy", "DECISION_PASS", 0),
+        ("error-regression", "DECISION_FAIL", 1),
+        ("p99-regression", "DECISION_FAIL", 1),
+        ("sparse-errors", "DECISION_FAIL", 1),
+        ("quiet-canary", "DECISION_INCONCLUSIVE", 2),
+    ],
+)
+def test_judge_examples_json(example: str, decision: str, code: int) -> None:
+    done = gatekeeper("judge", str(EXAMPLES / f"{example}.json"), "--output", "json")
+    assert done.returncode == code, done.stderr
+    verdict = json.loads(done.stdout)
+    assert verdict["decision"] == decision
+    assert verdict["summary"]
+    for metric in verdict["metrics"]:
+        assert set(metric) >= {
+            "name",
+            "outcome",
+            "pValue",
+            "effect",
+            "baseline",
+            "canary",
+            "reason",
+        }
+
+
+def test_table_output_shows_outcome_effect_and_reason() -> None:
+    done = gatekeeper("judge", str(EXAMPLES / "error-regression.json"))
+    assert done.returncode == 1
+    assert "error-rate" in done.stdout and "HIGH" in done.stdout
+    assert "rate_ratio" in done.stdout
+    assert "regression beyond the 20% allowed" in done.stdout
+
+
+def test_quiet_canary_table_shows_the_load_hint() -> None:
+    done = gatekeeper("judge", str(EXAMPLES / "quiet-canary.json"))
+    assert done.returncode == 2
+    assert "load hint:" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["bad-input", "unknown-enum"])
+def test_bad_input_exits_4_naming_the_field_without_a_traceback(name: str) -> None:
+    done = gatekeeper("judge", str(EXAMPLES / "invalid" / f"{name}.json"))
+    assert done.returncode == 4
+    assert "metrics[0]" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_input_lists_every_violation() -> None:
+    done = gatekeeper("judge", str(EXAMPLES / "invalid" / "bad-input.json"))
+    assert "metrics[0].config.tolerance" in done.stderr
+    assert "metrics[0].baseline.counts[1]" in done.stderr
+    assert "metrics[0].canary.counts[0]" in done.stderr
+
+
+def test_usage_errors_exit_4(tmp_path: Path) -> None:
+    assert gatekeeper("judge").returncode == 4
+    assert gatekeeper("frobnicate").returncode == 4
+    assert gatekeeper("judge", str(tmp_path / "missing.json")).returncode == 4
+    notjson = tmp_path / "x.json"
+    notjson.write_text("{not json")
+    done = gatekeeper("judge", str(notjson))
+    assert done.returncode == 4 and "Traceback" not in done.stderr
+
+
+def test_unexpected_exception_exits_3_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "judge", broken)
+    code = cli.main(["judge", str(EXAMPLES / "healthy.json")])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "internal error: RuntimeError" in err
+    assert "Traceback" not in err and "disk on fire" not in err

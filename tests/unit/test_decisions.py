@@ -1,0 +1,203 @@
+"""The decision rule on the cases a rollout meets (issue: judge core, "decision tests")."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gatekeeper import engine
+from gatekeeper.stats import rates
+from gatekeeper.stats.model import (
+    HistogramSeries,
+    JudgeSettings,
+    MetricData,
+    MetricSettings,
+    RatioSeries,
+)
+from gatekeeper.stats.results import Decision, MetricKind, Outcome
+from tests import traffic
+
+
+def ratio_metric(baseline: RatioSeries, canary: RatioSeries, **settings: object) -> MetricData:
+    return MetricData(
+        MetricSettings(name="error-rate", kind=MetricKind.RATIO, **settings),  # type: ignore[arg-type]
+        baseline,
+        canary,
+    )
+
+
+def histogram_metric(
+    baseline: HistogramSeries, canary: HistogramSeries, **settings: object
+) -> MetricData:
+    return MetricData(
+        MetricSettings(name="latency", kind=MetricKind.HISTOGRAM, **settings),  # type: ignore[arg-type]
+        baseline,
+        canary,
+    )
+
+
+def test_error_rate_18x_worse_fails_where_an_absolute_99_percent_gate_passes() -> None:
+    rng = np.random.default_rng(7)
+    baseline = traffic.pod_counts(
+        rng, pods=10, intervals=10, requests_per_pod=200, error_rate=0.0005
+    )
+    canary = traffic.pod_counts(rng, pods=10, intervals=10, requests_per_pod=200, error_rate=0.009)
+    assert 19_000 < canary.total.sum() < 21_000
+    canary_success = 1 - canary.bad.sum() / canary.total.sum()
+    assert canary_success >= 0.99  # what Argo's and Flagger's documented 99 % gate would pass
+
+    verdict = engine.judge([ratio_metric(baseline, canary, critical=True)], JudgeSettings())
+
+    assert verdict.decision is Decision.FAIL
+    result = verdict.metrics[0]
+    assert result.outcome is Outcome.HIGH
+    assert result.effect.lower > 1.2
+    assert result.p_value <= result.alpha
+
+
+def test_p99_doubled_with_p50_unchanged_fails_from_histograms() -> None:
+    rng = np.random.default_rng(11)
+    base = [traffic.latencies(rng, n=3000, median=0.05) for _ in range(10)]
+    slow = [
+        traffic.latencies(rng, n=300, median=0.05, slow_share=0.03, slow_factor=6.0)
+        for _ in range(10)
+    ]
+    b_all, c_all = np.concatenate(base), np.concatenate(slow)
+    assert abs(np.quantile(c_all, 0.5) / np.quantile(b_all, 0.5) - 1) < 0.05
+    assert np.quantile(c_all, 0.99) / np.quantile(b_all, 0.99) > 1.9
+
+    verdict = engine.judge(
+        [histogram_metric(traffic.histograms(base), traffic.histograms(slow), critical=True)],
+        JudgeSettings(),
+    )
+
+    assert verdict.decision is Decision.FAIL
+    result = verdict.metrics[0]
+    assert result.outcome is Outcome.HIGH
+    assert result.canary.p99 > 1.5 * result.baseline.p99
+    assert abs(result.canary.p50 / result.baseline.p50 - 1) < 0.1
+
+
+def test_healthy_latency_histogram_passes() -> None:
+    rng = np.random.default_rng(12)
+    base = [traffic.latencies(rng, n=3000, median=0.05) for _ in range(10)]
+    same = [traffic.latencies(rng, n=1000, median=0.05) for _ in range(10)]
+    verdict = engine.judge(
+        [histogram_metric(traffic.histograms(base), traffic.histograms(same))], JudgeSettings()
+    )
+    assert verdict.decision is Decision.PASS
+
+
+def test_two_requests_a_minute_without_errors_is_inconclusive_with_a_load_hint() -> None:
+    baseline = traffic.fixed_counts(bad=2, total=2400, intervals=3)  # 40 rps at 0.08 % errors
+    canary = traffic.fixed_counts(bad=0, total=2, intervals=3)  # 2 requests a minute
+
+    verdict = engine.judge([ratio_metric(baseline, canary)], JudgeSettings(interval_seconds=60.0))
+
+    assert verdict.decision is Decision.INCONCLUSIVE
+    assert verdict.metrics[0].outcome is Outcome.LOW_TRAFFIC
+    hint = verdict.load_hint
+    assert hint is not None
+    assert hint.canary_requests_needed > 100
+    assert hint.seconds == 180
+    assert hint.rps == pytest.approx(hint.canary_requests_needed / 180 - 6 / 180)
+
+
+def test_sparse_errors_from_a_zero_error_baseline_fail() -> None:
+    verdict = engine.judge(
+        [ratio_metric(traffic.fixed_counts(0, 10_000, 10), traffic.fixed_counts(3, 1_000, 10))],
+        JudgeSettings(),
+    )
+    assert verdict.decision is Decision.FAIL
+    assert verdict.metrics[0].effect.lower > 1.2
+
+
+def test_healthy_zero_error_canary_passes_with_an_absolute_tolerance() -> None:
+    baseline = traffic.fixed_counts(0, 10_000, 10)
+    canary = traffic.fixed_counts(0, 1_000, 10)
+
+    without = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
+    allowed = engine.judge(
+        [ratio_metric(baseline, canary, absolute_tolerance=0.001)], JudgeSettings()
+    )
+
+    assert without.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
+    assert allowed.decision is Decision.PASS
+
+
+def test_sparse_errors_still_fail_with_an_absolute_tolerance_they_exceed() -> None:
+    verdict = engine.judge(
+        [
+            ratio_metric(
+                traffic.fixed_counts(0, 10_000, 10),
+                traffic.fixed_counts(3, 1_000, 10),
+                absolute_tolerance=0.001,
+            )
+        ],
+        JudgeSettings(),
+    )
+    assert verdict.decision is Decision.FAIL
+
+
+def test_empty_canary_is_no_data_and_inconclusive_never_pass() -> None:
+    empty = RatioSeries(bad=np.zeros(0), total=np.zeros(0))
+    verdict = engine.judge([ratio_metric(traffic.fixed_counts(1, 1000, 5), empty)], JudgeSettings())
+    assert verdict.metrics[0].outcome is Outcome.NO_DATA
+    assert verdict.decision is Decision.INCONCLUSIVE
+
+
+def _false_fails(ratio: float, *, seed: int, judgements: int = 1000) -> tuple[int, int]:
+    """FAILs and PASSes of one canary pod against ten baseline pods, per-pod rates log-normal."""
+    fails = passes = 0
+    for i in range(judgements):
+        rng = np.random.default_rng([seed, i])
+        baseline = traffic.pod_counts(
+            rng, pods=10, intervals=20, requests_per_pod=300, error_rate=0.01, sigma=0.5
+        )
+        canary = traffic.pod_counts(
+            rng, pods=1, intervals=20, requests_per_pod=300, error_rate=0.01 * ratio, sigma=0.5
+        )
+        verdict = engine.judge([ratio_metric(baseline, canary)], JudgeSettings(alpha=0.01))
+        fails += verdict.decision is Decision.FAIL
+        passes += verdict.decision is Decision.PASS
+    return fails, passes
+
+
+# 99 % binomial bound for alpha = 0.01 over 1,000 judgements: qbinom(0.99, 1000, 0.01) = 18.
+FALSE_FAIL_BOUND = 18
+
+
+@pytest.mark.slow
+def test_overdispersed_healthy_canary_false_fail_rate_within_alpha() -> None:
+    fails, passes = _false_fails(1.0, seed=2024)
+    assert fails <= FALSE_FAIL_BOUND
+    assert passes > 300  # and the healthy canaries do get promoted
+
+
+@pytest.mark.slow
+def test_false_fail_rate_within_alpha_at_the_tolerance_boundary() -> None:
+    fails, _ = _false_fails(1.2, seed=2025)
+    assert fails <= FALSE_FAIL_BOUND
+
+
+@pytest.mark.slow
+def test_a_request_level_binomial_alone_would_exceed_alpha_at_the_boundary() -> None:
+    """The overdispersion correction is what keeps the boundary case within alpha."""
+    naive = corrected = 0
+    for i in range(1000):
+        rng = np.random.default_rng([2025, i])
+        baseline = traffic.pod_counts(
+            rng, pods=10, intervals=20, requests_per_pod=300, error_rate=0.01, sigma=0.5
+        )
+        canary = traffic.pod_counts(
+            rng, pods=1, intervals=20, requests_per_pod=300, error_rate=0.012, sigma=0.5
+        )
+        counts = rates.stratify(baseline=baseline, canary=canary)
+        binomial = replace(counts, dispersion=1.0)
+        corrected += (
+            rates.rate_ratio_pvalue(counts=counts, ratio=1.2, alternative="greater") <= 0.01
+        )
+        naive += rates.rate_ratio_pvalue(counts=binomial, ratio=1.2, alternative="greater") <= 0.01
+    assert corrected <= FALSE_FAIL_BOUND < naive
