@@ -46,8 +46,6 @@ def judge_file(path: Path) -> pb.Verdict:
         raise InvalidArgument.single("FILE", f"cannot read {path}: {exc}") from None
     request = wire.parse_judge_request(text, json=True)
     judged = wire.judge_input(request)
-    if judged.mode is wire.JudgeMode.KAYENTA:
-        raise InvalidArgument.single("mode", "JUDGE_MODE_KAYENTA is not available yet; use DEFAULT")
     return wire.verdict_message(engine.judge(judged.metrics, judged.settings))
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gatekeeper.stats import classify, score, sequential
-from gatekeeper.stats.model import JudgeSettings, MetricData
+from gatekeeper.stats.kayenta import judge as kayenta_judge
+from gatekeeper.stats.model import JudgeMode, JudgeSettings, MetricData
 from gatekeeper.stats.results import Verdict
 
 
@@ -28,6 +29,8 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     Verdict
         The decision with every metric's outcome, effect, summaries and reason.
     """
+    if settings.mode is JudgeMode.KAYENTA:
+        return kayenta_judge.judge(metrics, settings)
     alpha = settings.alpha
     if settings.look is not None:
         alpha = sequential.look_alpha(

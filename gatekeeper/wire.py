@@ -25,13 +25,17 @@ from gatekeeper.errors import FieldViolation, InvalidArgument, collect
 from gatekeeper.stats.model import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
+    DEFAULT_KAYENTA_CONFIDENCE,
+    DEFAULT_KAYENTA_TOLERANCE,
     DEFAULT_MARGINAL_SCORE,
     DEFAULT_OUTLIER_FACTOR,
     DEFAULT_PASS_SCORE,
     DEFAULT_QUANTILE,
     DEFAULT_TOLERANCE,
     HistogramSeries,
+    JudgeMode,
     JudgeSettings,
+    KayentaMetricOptions,
     LookPosition,
     MetricData,
     MetricSettings,
@@ -52,20 +56,12 @@ from gatekeeper.stats.results import (
 )
 
 
-class JudgeMode(enum.Enum):
-    """How the judge decides: our statistics, or NetflixACAJudge's."""
-
-    DEFAULT = "DEFAULT"
-    KAYENTA = "KAYENTA"
-
-
 @dataclass(frozen=True, slots=True)
 class JudgeInput:
-    """A validated JudgeRequest."""
+    """A validated JudgeRequest (the judge mode is in ``settings``)."""
 
     metrics: tuple[MetricData, ...]
     settings: JudgeSettings
-    mode: JudgeMode
 
 
 E = TypeVar("E", bound=enum.Enum)
@@ -94,6 +90,11 @@ NAN_STRATEGIES = _enum_map(
 OUTLIER_STRATEGIES = _enum_map(
     pb.OutlierStrategy.DESCRIPTOR, "OUTLIER_STRATEGY_", OutlierStrategy, OutlierStrategy.NONE
 )
+EFFECT_SIZE_MEASURES = {
+    pb.EFFECT_SIZE_MEASURE_UNSPECIFIED: "MEAN_RATIO",
+    pb.EFFECT_SIZE_MEASURE_MEAN_RATIO: "MEAN_RATIO",
+    pb.EFFECT_SIZE_MEASURE_CLES: "CLES",
+}
 DECISIONS = {d: pb.Decision.Value(f"DECISION_{d.value}") for d in Decision}
 OUTCOMES = {o: pb.Outcome.Value(f"OUTCOME_{o.value}") for o in Outcome}
 
@@ -228,11 +229,38 @@ def _length(series: Series) -> int:
     return int(series.shape[0])
 
 
-def _settings(check: _Checker, field: str, config: pb.MetricConfig) -> MetricSettings | None:
+def _kayenta_options(
+    check: _Checker, field: str, options: pb.KayentaMetricOptions
+) -> KayentaMetricOptions:
+    measure = options.effect_size_measure
+    if measure not in EFFECT_SIZE_MEASURES:
+        allowed = ", ".join(pb.EffectSizeMeasure.keys())
+        check.add(f"{field}.effect_size_measure", f"unknown value {measure}; allowed: {allowed}")
+    thresholds = {
+        name: check.number(f"{field}.{name}", _optional(options, name, 1.0), low=0.0, low_open=True)
+        for name in (
+            "allowed_decrease",
+            "allowed_increase",
+            "critical_decrease",
+            "critical_increase",
+        )
+    }
+    return KayentaMetricOptions(
+        effect_size_measure=EFFECT_SIZE_MEASURES.get(measure, "MEAN_RATIO"),
+        nodata_fail=options.nodata_fail,
+        **thresholds,
+    )
+
+
+def _settings(
+    check: _Checker, field: str, config: pb.MetricConfig, mode: JudgeMode | None
+) -> MetricSettings | None:
     kind = check.enum(f"{field}.kind", config.kind, KINDS, pb.MetricKind.DESCRIPTOR)
     direction = check.enum(
         f"{field}.direction", config.direction, DIRECTIONS, pb.Direction.DESCRIPTOR
     )
+    if mode is JudgeMode.KAYENTA and config.direction == pb.DIRECTION_UNSPECIFIED:
+        direction = Direction.EITHER  # Kayenta's default direction
     nan = check.enum(
         f"{field}.nan_strategy", config.nan_strategy, NAN_STRATEGIES, pb.NanStrategy.DESCRIPTOR
     )
@@ -285,10 +313,13 @@ def _settings(check: _Checker, field: str, config: pb.MetricConfig) -> MetricSet
         nan_replacement=replacement,
         outlier_strategy=outliers,
         outlier_factor=factor,
+        kayenta=_kayenta_options(check, f"{field}.kayenta", config.kayenta),
     )
 
 
-def _metric(check: _Checker, index: int, metric: pb.Metric, seen: set[str]) -> MetricData | None:
+def _metric(
+    check: _Checker, index: int, metric: pb.Metric, seen: set[str], mode: JudgeMode | None
+) -> MetricData | None:
     field = f"metrics[{index}]"
     name = metric.config.name
     if not name.strip():
@@ -296,7 +327,7 @@ def _metric(check: _Checker, index: int, metric: pb.Metric, seen: set[str]) -> M
     elif name in seen:
         check.add(f"{field}.config.name", f"duplicate metric name {name!r}; names must be unique")
     seen.add(name)
-    settings = _settings(check, f"{field}.config", metric.config)
+    settings = _settings(check, f"{field}.config", metric.config, mode)
     if settings is None:
         return None
     reader = _SERIES[settings.kind]
@@ -328,15 +359,14 @@ def judge_input(request: pb.JudgeRequest) -> JudgeInput:
     if not request.metrics:
         check.add("metrics", "at least one metric is required")
     seen: set[str] = set()
-    metrics = [_metric(check, i, m, seen) for i, m in enumerate(request.metrics)]
-    settings = _judge_settings(check, request)
     mode = check.enum("mode", request.mode, MODES, pb.JudgeMode.DESCRIPTOR)
+    metrics = [_metric(check, i, m, seen, mode) for i, m in enumerate(request.metrics)]
+    settings = _judge_settings(check, request, mode or JudgeMode.DEFAULT)
     collect(check.violations)
-    assert settings is not None and mode is not None
-    return JudgeInput(tuple(m for m in metrics if m is not None), settings, mode)
+    return JudgeInput(tuple(m for m in metrics if m is not None), settings)
 
 
-def _judge_settings(check: _Checker, request: pb.JudgeRequest) -> JudgeSettings | None:
+def _judge_settings(check: _Checker, request: pb.JudgeRequest, mode: JudgeMode) -> JudgeSettings:
     alpha = check.number(
         "alpha", _optional(request, "alpha", DEFAULT_ALPHA), low=0.0, high=0.5, low_open=True
     )
@@ -384,6 +414,20 @@ def _judge_settings(check: _Checker, request: pb.JudgeRequest) -> JudgeSettings 
         interval_seconds=interval,
         look=look,
         group_weights=weights,
+        mode=mode,
+        kayenta_tolerance=check.number(
+            "kayenta.tolerance",
+            _optional(request.kayenta, "tolerance", DEFAULT_KAYENTA_TOLERANCE),
+            low=0.0,
+        ),
+        kayenta_confidence=check.number(
+            "kayenta.confidence",
+            _optional(request.kayenta, "confidence", DEFAULT_KAYENTA_CONFIDENCE),
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+        ),
     )
 
 

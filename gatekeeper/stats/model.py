@@ -26,6 +26,17 @@ DEFAULT_MARGINAL_SCORE = 75.0
 DEFAULT_OUTLIER_FACTOR = 3.0
 
 
+DEFAULT_KAYENTA_TOLERANCE = 0.25
+DEFAULT_KAYENTA_CONFIDENCE = 0.98
+
+
+class JudgeMode(enum.Enum):
+    """How the judge decides: our statistics, or NetflixACAJudge's (for migration)."""
+
+    DEFAULT = "DEFAULT"
+    KAYENTA = "KAYENTA"
+
+
 class NanStrategy(enum.Enum):
     """What VALUES does with NaN points."""
 
@@ -39,6 +50,22 @@ class OutlierStrategy(enum.Enum):
     NONE = "NONE"
     IQR = "IQR"
     KSIGMA = "KSIGMA"
+
+
+@dataclass(frozen=True, slots=True)
+class KayentaMetricOptions:
+    """Per-metric parameters of KAYENTA mode (proto ``KayentaMetricOptions``).
+
+    ``effect_size_measure`` is ``"MEAN_RATIO"`` or ``"CLES"``; the thresholds are Kayenta's
+    ``effectSizeThresholds`` (allowed) and ``criticalThresholds``; 1.0 means none.
+    """
+
+    effect_size_measure: str = "MEAN_RATIO"
+    allowed_decrease: float = 1.0
+    allowed_increase: float = 1.0
+    critical_decrease: float = 1.0
+    critical_increase: float = 1.0
+    nodata_fail: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +86,7 @@ class MetricSettings:
     nan_replacement: float = 0.0
     outlier_strategy: OutlierStrategy = OutlierStrategy.NONE
     outlier_factor: float = DEFAULT_OUTLIER_FACTOR
+    kayenta: KayentaMetricOptions = field(default_factory=KayentaMetricOptions)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -128,3 +156,6 @@ class JudgeSettings:
     interval_seconds: float | None = None
     look: LookPosition | None = None
     group_weights: dict[str, float] = field(default_factory=dict)
+    mode: JudgeMode = JudgeMode.DEFAULT
+    kayenta_tolerance: float = DEFAULT_KAYENTA_TOLERANCE
+    kayenta_confidence: float = DEFAULT_KAYENTA_CONFIDENCE
