@@ -10,6 +10,7 @@ from google.protobuf import json_format
 from gatekeeper import engine, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import InvalidArgument
+from gatekeeper.stats.model import JudgeMode
 from gatekeeper.stats.results import Direction, MetricKind
 
 
@@ -147,7 +148,7 @@ def test_defaults_follow_design() -> None:
     assert settings.direction is Direction.INCREASE
     assert settings.quantile == 0.99
     assert judged.settings.alpha == 0.01
-    assert judged.mode is wire.JudgeMode.DEFAULT
+    assert judged.settings.mode is JudgeMode.DEFAULT
 
 
 @pytest.mark.parametrize("payload", [b"\xff\xff\xff", b"\x0a\x05\x0a\x03"])
