@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck layers unit demo bench protos clean
+.PHONY: venv test lint typecheck layers unit system-deps demo bench protos clean
 
 venv: $(STAMP)
 
@@ -24,8 +24,14 @@ typecheck: venv
 layers: venv
 	$(BIN)/lint-imports
 
-unit: venv
+unit: venv system-deps
 	$(BIN)/python -m pytest -q
+
+# Debian's prometheus for the integration tests (needs root, as CI has).
+system-deps:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus (tests start it on 127.0.0.1)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 test: lint typecheck layers unit
 

@@ -1,17 +1,44 @@
-"""The one place where data meets statistics: preprocess -> classify -> score.
+"""The one place where data meets statistics: fetch -> preprocess -> classify -> score.
 
-``judge`` takes data the caller supplies; the Analyze path (fetch from a metric source,
-then judge) builds on it.
+``judge`` takes data the caller supplies; ``analyze`` fetches it from a metric source with
+an analysis spec first; ``preflight`` checks that the baseline has data at all.
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
+import numpy as np
+
+from gatekeeper.errors import InvalidArgument, QueryRejected, SourceError
+from gatekeeper.sources import queries, series
+from gatekeeper.sources.base import MetricSource, RangeSeries, Window
+from gatekeeper.spec import AnalysisSpec, MetricSpec, format_duration
 from gatekeeper.stats import classify, score, sequential
 from gatekeeper.stats.kayenta import judge as kayenta_judge
-from gatekeeper.stats.model import JudgeMode, JudgeSettings, MetricData
-from gatekeeper.stats.results import Verdict
+from gatekeeper.stats.model import (
+    JudgeMode,
+    JudgeSettings,
+    LookPosition,
+    MetricData,
+    MetricSettings,
+    RatioSeries,
+)
+from gatekeeper.stats.results import (
+    Decision,
+    Effect,
+    MetricKind,
+    MetricResult,
+    Outcome,
+    SideSummary,
+    Verdict,
+)
+
+_FETCH_THREADS = 8
 
 
 def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
@@ -22,7 +49,7 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     metrics : sequence of MetricData
         Validated metrics (names unique, series consistent).
     settings : JudgeSettings
-        alpha, beta, score thresholds, interval and look.
+        alpha, beta, score thresholds, interval, look and judge mode.
 
     Returns
     -------
@@ -38,3 +65,271 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
         )
     classified = classify.classify(metrics, alpha=alpha, beta=settings.beta)
     return score.build_verdict(classified, metrics, settings, alpha=alpha)
+
+
+@dataclass(frozen=True, slots=True)
+class Sides:
+    """The label matchers of each side."""
+
+    baseline: str
+    canary: str
+
+
+def render(spec: AnalysisSpec, metric: MetricSpec, *, selector: str, step: float) -> dict[str, str]:
+    """A metric's queries by role for one side.
+
+    Raises
+    ------
+    InvalidArgument
+        When the selector is not a list of label matchers.
+    """
+    context = queries.Context(
+        selector=selector,
+        interval=format_duration(step),
+        service=spec.service,
+        namespace=spec.namespace,
+    )
+    labels = queries.provider(spec.provider).labels
+    try:
+        return {
+            role: queries.render(template, context=context, labels=labels)
+            for role, template in spec.query_templates(metric).items()
+        }
+    except ValueError as exc:
+        raise InvalidArgument.single("selector", str(exc)) from None
+
+
+def _rendered(
+    spec: AnalysisSpec, sides: Sides, step: float
+) -> list[tuple[dict[str, str], dict[str, str]]]:
+    rendered = []
+    for metric in spec.metrics:
+        base = render(spec, metric, selector=sides.baseline, step=step)
+        can = render(spec, metric, selector=sides.canary, step=step)
+        if base == can:
+            raise InvalidArgument.single(
+                "canary_selector",
+                f"metric {metric.name} renders the same queries for baseline and canary; "
+                "the canary must be selected apart from the baseline",
+            )
+        rendered.append((base, can))
+    return rendered
+
+
+def _fetch_all(
+    source: MetricSource, jobs: list[tuple[int, str, str, str]], window: Window
+) -> dict[tuple[int, str, str], list[RangeSeries] | SourceError]:
+    """Run every (metric, side, role, query) concurrently; source errors are kept per query."""
+
+    def run(job: tuple[int, str, str, str]) -> list[RangeSeries] | SourceError:
+        try:
+            return source.query_range(job[3], window=window)
+        except SourceError as exc:
+            return exc
+
+    with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+        answers = list(pool.map(run, jobs))
+    return {
+        (i, side, role): answer for (i, side, role, _), answer in zip(jobs, answers, strict=True)
+    }
+
+
+def fetch(
+    spec: AnalysisSpec, *, source: MetricSource, sides: Sides, window: Window
+) -> list[MetricData]:
+    """Fetch both sides of every metric; a source failure becomes that metric's error.
+
+    Raises
+    ------
+    QueryRejected
+        When the source refuses a query; the message names the metric and the query.
+    """
+    rendered = _rendered(spec, sides, window.step)
+    jobs = [
+        (i, side, role, query)
+        for i, pair in enumerate(rendered)
+        for side, queries_ in zip(("baseline", "canary"), pair, strict=True)
+        for role, query in queries_.items()
+    ]
+    try:
+        answers = _fetch_all(source, jobs, window)
+    except QueryRejected as exc:
+        raise _named(exc, spec, jobs) from None
+    metrics = []
+    for i, (metric, pair) in enumerate(zip(spec.metrics, rendered, strict=True)):
+        settings = spec.settings(metric)
+        shown = tuple(
+            f"{side}: {q}"
+            for side, qs in zip(("baseline", "canary"), pair, strict=True)
+            for q in qs.values()
+        )
+        failures = [a for (j, _, _), a in answers.items() if j == i and isinstance(a, SourceError)]
+        if failures:
+            metrics.append(_failed(settings, failures[0], shown))
+            continue
+        sides_data = []
+        for side, queries_ in zip(("baseline", "canary"), pair, strict=True):
+            results = {role: answers[(i, side, role)] for role in queries_}
+            try:
+                sides_data.append(series.assemble(settings.kind, results, window, queries_))  # type: ignore[arg-type]
+            except QueryRejected as exc:
+                raise QueryRejected(
+                    f"metric {metric.name}: {exc}", query=exc.query, metric=metric.name
+                ) from None
+        base, can = sides_data
+        notes = tuple(f"baseline: {n}" for n in base.notes) + tuple(
+            f"canary: {n}" for n in can.notes
+        )
+        metrics.append(MetricData(settings, base.series, can.series, queries=shown, notes=notes))
+    return metrics
+
+
+def _failed(settings: MetricSettings, error: SourceError, shown: tuple[str, ...]) -> MetricData:
+    empty = RatioSeries(bad=np.zeros(0), total=np.zeros(0))
+    return MetricData(settings, empty, empty, error=str(error), queries=shown)
+
+
+def _named(
+    exc: QueryRejected, spec: AnalysisSpec, jobs: list[tuple[int, str, str, str]]
+) -> QueryRejected:
+    for i, _, _, query in jobs:
+        if query == exc.query:
+            name = spec.metrics[i].name
+            return QueryRejected(f"metric {name}: {exc} [query: {query}]", query=query, metric=name)
+    return exc
+
+
+def analyze(
+    spec: AnalysisSpec,
+    *,
+    source: MetricSource,
+    sides: Sides,
+    window: Window,
+    look: LookPosition | None = None,
+) -> Verdict:
+    """Fetch both sides of every metric over ``window`` and judge them."""
+    metrics = fetch(spec, source=source, sides=sides, window=window)
+    return judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
+
+
+# --- preflight -----------------------------------------------------------------------------
+
+PREFLIGHT_ROLE = {
+    MetricKind.RATIO: "total",
+    MetricKind.HISTOGRAM: "buckets",
+    MetricKind.VALUES: "query",
+}
+_MAX_PREFLIGHT_POINTS = 2000
+
+
+def _present(kind: MetricKind, answer: list[RangeSeries], window: Window) -> np.ndarray:
+    """Whether the baseline had data at each evaluation time."""
+    if kind is MetricKind.HISTOGRAM:
+        answer = [s for s in answer if s.labels.get("le") in ("+Inf", "Inf", "inf")]
+    grid = series.on_grid(answer, window)
+    if kind is MetricKind.VALUES:
+        return ~np.isnan(grid)
+    return ~np.isnan(grid) & (np.nan_to_num(grid) > 0)
+
+
+def _gaps(present: np.ndarray, window: Window) -> list[str]:
+    gaps, start = [], None
+    for k, ok in enumerate([*present.tolist(), True]):
+        if not ok and start is None:
+            start = k
+        elif ok and start is not None:
+            begin = window.start + start * window.step
+            until = window.start + k * window.step
+            gaps.append(
+                f"{_clock(begin)} to {_clock(until)} UTC ({format_duration(until - begin)})"
+            )
+            start = None
+    return gaps
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
+
+
+def preflight(
+    spec: AnalysisSpec,
+    *,
+    source: MetricSource,
+    baseline: str,
+    end: float,
+    lookback_seconds: float = 86_400.0,
+) -> Verdict:
+    """Check that the baseline has data for every metric over the lookback; report each gap.
+
+    A rollout should not start without a baseline SLI anyone has seen: the verdict is PASS
+    when every metric had data throughout, INCONCLUSIVE (metrics NO_DATA) with the gaps
+    otherwise, and ERROR when the source failed.
+    """
+    step = max(spec.interval_seconds, lookback_seconds / _MAX_PREFLIGHT_POINTS)
+    window = Window(end - lookback_seconds, end, step)
+    results = []
+    for metric in spec.metrics:
+        kind = spec.kind_of(metric)
+        role = PREFLIGHT_ROLE[kind]
+        query = render(spec, metric, selector=baseline, step=step)[role]
+        results.append(_preflight_metric(spec, metric, source, query, window))
+    live = [r for r in results if not r.dry_run]
+    if any(r.outcome is Outcome.ERROR for r in live):
+        decision, why = Decision.ERROR, "the metric source failed"
+    elif all(r.outcome is Outcome.PASS for r in live):
+        decision, why = (
+            Decision.PASS,
+            "the baseline has data for every metric over the last "
+            f"{format_duration(lookback_seconds)}",
+        )
+    else:
+        missing = ", ".join(r.name for r in live if r.outcome is not Outcome.PASS)
+        decision, why = Decision.INCONCLUSIVE, f"baseline data missing for {missing}"
+    score_ = 100.0 * sum(r.outcome is Outcome.PASS for r in live) / max(1, len(live))
+    return Verdict(
+        decision=decision, score=score_, metrics=tuple(results), summary=f"{decision.value}: {why}"
+    )
+
+
+def _preflight_metric(
+    spec: AnalysisSpec, metric: MetricSpec, source: MetricSource, query: str, window: Window
+) -> MetricResult:
+    settings = spec.settings(metric)
+    nothing = Effect(math.nan, math.nan, math.nan, 0.0, "")
+
+    def result(outcome: Outcome, reason: str, count: float = 0.0) -> MetricResult:
+        return MetricResult(
+            name=metric.name,
+            outcome=outcome,
+            critical=settings.critical,
+            test="baseline preflight",
+            p_value=math.nan,
+            effect=nothing,
+            baseline=SideSummary(count=count),
+            canary=SideSummary(),
+            reason=reason,
+            dry_run=settings.dry_run,
+            group=settings.group,
+            weight=settings.weight,
+            queries=(f"baseline: {query}",),
+        )
+
+    try:
+        answer = source.query_range(query, window=window)
+    except SourceError as exc:
+        return result(Outcome.ERROR, f"metric source error: {exc}")
+    except QueryRejected as exc:
+        raise QueryRejected(
+            f"metric {metric.name}: {exc} [query: {query}]", query=query, metric=metric.name
+        ) from None
+    present = _present(settings.kind, answer, window)
+    gaps = _gaps(present, window)
+    seen = float(present.sum())
+    if not gaps:
+        return result(
+            Outcome.PASS, f"baseline data at every {format_duration(window.step)} step", seen
+        )
+    if seen == 0:
+        return result(Outcome.NO_DATA, "no baseline data at all over the lookback", seen)
+    shown = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
+    return result(Outcome.NO_DATA, f"{len(gaps)} gap(s) in the baseline: {shown}", seen)

@@ -86,3 +86,14 @@ def collect(violations: Iterable[FieldViolation]) -> None:
     found = list(violations)
     if found:
         raise InvalidArgument(found)
+
+
+class QueryRejected(FailedPrecondition):
+    """The metric source refused a query as malformed (HTTP 400/422): fix the spec."""
+
+    reason = "QUERY_REJECTED"
+
+    def __init__(self, message: str, *, query: str, metric: str = "") -> None:
+        self.query = query
+        self.metric = metric
+        super().__init__(message)

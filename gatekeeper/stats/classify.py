@@ -81,11 +81,15 @@ def _combine(direction: Direction, tests: _Tests) -> tuple[float, float, Outcome
 
 
 def _levels(direction: Direction, alpha: float, beta: float) -> tuple[float, float]:
-    """One-sided error rates of the (lower, upper) effect bounds."""
+    """One-sided error rates of the (lower, upper) effect bounds.
+
+    The bound that decides FAIL (the lower one when increases harm) is at the FAIL level,
+    the bound that decides PASS at ``beta``.
+    """
     if direction is Direction.INCREASE:
-        return beta, alpha
-    if direction is Direction.DECREASE:
         return alpha, beta
+    if direction is Direction.DECREASE:
+        return beta, alpha
     return alpha / 2, alpha / 2
 
 

@@ -127,7 +127,8 @@ class MetricData:
     """One metric: its settings and both sides' data.
 
     ``error`` is set when the data could not be had (metric source down); the metric's
-    outcome is then ERROR whatever the series hold.
+    outcome is then ERROR whatever the series hold. ``queries`` are the rendered queries
+    of both sides, ``notes`` what cleaning the fetched data needed.
     """
 
     settings: MetricSettings
@@ -135,6 +136,7 @@ class MetricData:
     canary: Series
     error: str | None = None
     queries: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

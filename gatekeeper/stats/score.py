@@ -119,7 +119,12 @@ def _list(results: Sequence[MetricResult]) -> str:
 
 
 def reason(classified: Classified, data: MetricData) -> str:
-    """One sentence about a metric's outcome."""
+    """One sentence about a metric's outcome, with any notes on the data's cleaning."""
+    text = _reason(classified, data)
+    return f"{text} ({'; '.join(data.notes)})" if data.notes else text
+
+
+def _reason(classified: Classified, data: MetricData) -> str:
     found = classified.comparison
     settings = data.settings
     outcome = classified.outcome

@@ -16,7 +16,7 @@ from gatekeeper.stats.model import (
     MetricSettings,
     RatioSeries,
 )
-from gatekeeper.stats.results import Decision, MetricKind, Outcome
+from gatekeeper.stats.results import Decision, Direction, MetricKind, Outcome
 from tests import traffic
 
 
@@ -201,3 +201,26 @@ def test_a_request_level_binomial_alone_would_exceed_alpha_at_the_boundary() -> 
         )
         naive += rates.rate_ratio_pvalue(counts=binomial, ratio=1.2, alternative="greater") <= 0.01
     assert corrected <= FALSE_FAIL_BOUND < naive
+
+
+@pytest.mark.parametrize(
+    ("direction", "lower_level", "upper_level"),
+    [(Direction.INCREASE, "alpha", "beta"), (Direction.DECREASE, "beta", "alpha")],
+)
+def test_the_fail_bound_is_at_the_metric_level_and_the_pass_bound_at_beta(
+    direction: Direction, lower_level: str, upper_level: str
+) -> None:
+    baseline, canary = traffic.fixed_counts(40, 20_000, 10), traffic.fixed_counts(6, 2_000, 10)
+    verdict = engine.judge(
+        [ratio_metric(baseline, canary, direction=direction)], JudgeSettings(beta=0.2)
+    )
+    result = verdict.metrics[0]
+    levels = {"alpha": result.alpha, "beta": 0.2}
+    expected = rates.rate_ratio_interval(
+        counts=rates.stratify(baseline=baseline, canary=canary),
+        alpha_lower=levels[lower_level],
+        alpha_upper=levels[upper_level],
+    )
+    assert result.effect.lower == pytest.approx(expected.lower)
+    assert result.effect.upper == pytest.approx(expected.upper)
+    assert result.effect.confidence == pytest.approx(1 - result.alpha - 0.2)

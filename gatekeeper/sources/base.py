@@ -1,0 +1,60 @@
+"""The metric source protocol: range queries at an analysis's interval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from gatekeeper.stats.model import FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Evaluation times ``start + k * step`` for k = 1..n, each point covering the step before it.
+
+    ``start`` and ``end`` are Unix seconds; ``end`` is rounded down to a whole step.
+    """
+
+    start: float
+    end: float
+    step: float
+
+    def __post_init__(self) -> None:
+        if not self.step > 0:
+            raise ValueError(f"step must be > 0, got {self.step!r}")
+        if not self.end > self.start:
+            raise ValueError(f"end must be after start, got {self.start!r} .. {self.end!r}")
+
+    @property
+    def points(self) -> int:
+        """Number of evaluation times (whole steps in the window)."""
+        return int((self.end - self.start) // self.step + 1e-9)
+
+    @property
+    def times(self) -> FloatArray:
+        """The evaluation times."""
+        return self.start + self.step * np.arange(1, self.points + 1, dtype=float)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RangeSeries:
+    """One series of a range query: its labels and its points."""
+
+    labels: dict[str, str]
+    times: FloatArray
+    values: FloatArray = field(default_factory=lambda: np.zeros(0))
+
+
+class MetricSource(Protocol):
+    """Answers PromQL range queries.
+
+    Implementations raise :class:`gatekeeper.errors.SourceError` when the source is down,
+    times out, answers 5xx or a partial response, and
+    :class:`gatekeeper.errors.QueryRejected` when it refuses the query itself.
+    """
+
+    def query_range(self, query: str, *, window: Window) -> list[RangeSeries]:
+        """Evaluate ``query`` at every time of ``window``."""
+        ...

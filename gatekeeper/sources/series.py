@@ -1,0 +1,107 @@
+"""From range-query results to the judge's series, cleaned as DESIGN.md's error table says.
+
+- RATIO: a ``bad`` query without series means zero bad events; a missing or zero ``total``
+  at an evaluation time drops that interval (0/0 carries nothing); ``bad > total`` (two
+  separate queries, extrapolated ``increase()``) is clamped and noted; non-integer increases
+  are kept.
+- HISTOGRAM: one series per ``le``; intervals where a bucket is missing count nothing.
+- VALUES: every point of every series (several per interval, e.g. per pod).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gatekeeper.errors import QueryRejected
+from gatekeeper.sources.base import RangeSeries, Window
+from gatekeeper.stats.model import FloatArray, HistogramSeries, RatioSeries, Series
+from gatekeeper.stats.results import MetricKind
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Fetched:
+    """One side's data with what cleaning it needed."""
+
+    series: Series
+    notes: tuple[str, ...] = ()
+
+
+def on_grid(series: Sequence[RangeSeries], window: Window) -> FloatArray:
+    """Sum of the series on the window's evaluation times; NaN where no series has a point."""
+    grid = np.full(window.points, np.nan)
+    for item in series:
+        index = np.rint((item.times - window.start) / window.step).astype(int) - 1
+        keep = (index >= 0) & (index < window.points) & ~np.isnan(item.values)
+        where = index[keep]
+        grid[where] = np.where(np.isnan(grid[where]), 0.0, grid[where]) + item.values[keep]
+    return grid
+
+
+def ratio(bad: Sequence[RangeSeries], total: Sequence[RangeSeries], window: Window) -> Fetched:
+    """Bad/total counts per interval."""
+    totals = np.clip(np.nan_to_num(on_grid(total, window), nan=0.0), 0.0, None)
+    bads = np.clip(np.nan_to_num(on_grid(bad, window), nan=0.0), 0.0, None)
+    bads[totals <= 0] = 0.0  # 0/0 intervals stay as zeros, aligned with the other side
+    notes: list[str] = []
+    over = bads > totals
+    if over.any():
+        notes.append(f"bad > total in {int(over.sum())} interval(s), clamped")
+        bads = np.minimum(bads, totals)
+    return Fetched(RatioSeries(bad=bads, total=totals), tuple(notes))
+
+
+def _le(labels: Mapping[str, str], query: str) -> float:
+    text = labels.get("le")
+    if text is None:
+        raise QueryRejected(
+            "a buckets query must keep the le label (sum by (le) (...))", query=query
+        )
+    try:
+        return math.inf if text in ("+Inf", "Inf", "inf") else float(text)
+    except ValueError:
+        raise QueryRejected(f"le={text!r} is not a bucket bound", query=query) from None
+
+
+def histogram(buckets: Sequence[RangeSeries], window: Window, *, query: str) -> Fetched:
+    """Cumulative bucket counts per interval."""
+    if not buckets:
+        return Fetched(HistogramSeries(np.array([math.inf]), np.zeros((0, 1))))
+    by_bound: dict[float, list[RangeSeries]] = {}
+    for item in buckets:
+        by_bound.setdefault(_le(item.labels, query), []).append(item)
+    bounds = np.array(sorted(by_bound))
+    if not math.isinf(bounds[-1]):
+        raise QueryRejected('a buckets query must return the le="+Inf" bucket', query=query)
+    counts = np.column_stack([on_grid(by_bound[b], window) for b in bounds])
+    missing = np.isnan(counts)
+    partial = missing.any(axis=1) & ~missing.all(axis=1)
+    counts[missing.any(axis=1)] = 0.0  # incomplete intervals count nothing, keeping alignment
+    notes = (
+        [f"{int(partial.sum())} interval(s) with missing buckets left out"] if partial.any() else []
+    )
+    return Fetched(HistogramSeries(bounds, np.clip(counts, 0.0, None)), tuple(notes))
+
+
+def values(series: Sequence[RangeSeries]) -> Fetched:
+    """Every point of every series."""
+    if not series:
+        return Fetched(np.zeros(0))
+    return Fetched(np.concatenate([item.values for item in series]))
+
+
+def assemble(
+    kind: MetricKind,
+    results: Mapping[str, Sequence[RangeSeries]],
+    window: Window,
+    queries: Mapping[str, str],
+) -> Fetched:
+    """The series of one side from its query results by role."""
+    if kind is MetricKind.RATIO:
+        return ratio(results["bad"], results["total"], window)
+    if kind is MetricKind.HISTOGRAM:
+        return histogram(results["buckets"], window, query=queries["buckets"])
+    return values(results["query"])
