@@ -116,6 +116,23 @@ def examples() -> dict[str, pb.JudgeRequest]:
         interval_seconds=minute,
     )
 
+    # Errors in bursts, none at all in the baseline: the default mode FAILs, KAYENTA mode's
+    # rank test over per-interval rates sees 8 of 10 canary intervals alike and passes.
+    out["kayenta/sparse-errors-compare"] = pb.JudgeRequest(
+        metrics=[
+            ratio(
+                "error-rate",
+                traffic.fixed_counts(0, 10_000, 10),
+                RatioSeries(
+                    bad=np.array([0, 0, 12, 0, 0, 0, 18, 0, 0, 0], dtype=float),
+                    total=np.full(10, 1_000.0),
+                ),
+                critical=True,
+            )
+        ],
+        interval_seconds=minute,
+    )
+
     good_base = traffic.pod_counts(
         rng, pods=10, intervals=20, requests_per_pod=150, error_rate=0.002, sigma=0.5
     )
