@@ -1,25 +1,58 @@
-"""Error spending over the repeated looks of an analysis.
+"""Anytime-valid inference over the repeated looks of an analysis.
 
-A controller asks for a verdict at every interval. Testing each look at the full alpha
-inflates the false-FAIL rate of the analysis; here each look gets a share of alpha so
-that the shares sum to at most alpha over any number of looks (a Bonferroni spending
-function, valid whatever the dependence between looks; Lan and DeMets, Biometrika 70(3),
-1983, describe the general spending approach). With ``planned`` looks, half of alpha is
-spread evenly over them and the other half over any extension as ``6 / (pi^2 j^2)``;
-without a plan, all of alpha is spread as ``6 / (pi^2 k^2)``.
+A controller asks for a verdict every interval. Repeating a fixed-sample test at every
+look inflates the false-FAIL rate several-fold; waiting for one fixed window lets a broken
+canary hurt users for minutes. Here every look is valid at any time:
 
-The server keeps no state: each call carries its cumulative data and its Look.
+- **Counts (RATIO, HISTOGRAM tails)**: e-processes by the method of mixtures. For a
+  boundary ``theta0`` of the acceptable region, the likelihood ratio of an alternative
+  ``theta`` beyond it against ``theta0`` is, under any truth on the acceptable side, a
+  nonnegative supermartingale in the accumulating events; a mixture over a grid of
+  alternatives is one too, so by Ville's inequality it exceeds ``1 / alpha`` with
+  probability at most ``alpha`` at any look, however many looks are taken (Robbins, 1970;
+  Johari, Pekelis and Walsh, KDD 2017; Howard, Ramdas, McAuliffe and Sekhon, Annals of
+  Statistics 49(2), 2021). For RATIO the likelihood is the stratified conditional binomial
+  of :mod:`gatekeeper.stats.rates` (each interval's bad events split between the sides by
+  exposure), the same model Lindon, Sanden and Shirikian use for count regressions in
+  deployments (KDD 2022) and free of every stratum effect; for tails it is the binomial
+  count of canary requests above the boundary quantile. Overdispersion is handled as in
+  the fixed-sample tests: the log-likelihood is divided by the dispersion ``phi``
+  (quasi-likelihood), which keeps the mixture a supermartingale when the variance of the
+  counts is ``phi`` times binomial.
+- **VALUES**: a spending function over the looks (a Bonferroni spending of alpha, valid
+  whatever the dependence between looks; Lan and DeMets, Biometrika 70(3), 1983): with
+  ``planned`` looks half of alpha is spread evenly over them and the other half over any
+  extension as ``6 / (pi^2 j^2)``; without a plan all of alpha is spread as
+  ``6 / (pi^2 k^2)``.
+
+The anytime-valid p-value of a look is ``min(1, 1 / E)`` for the e-process ``E`` at that
+look; it is valid at any stopping time, so Holm's correction across metrics still applies.
+The server keeps no state: each call carries its cumulative data and its Look, and the
+e-process is recomputed from them.
+
+Assumptions: given each interval's events, the splits are independent across intervals
+(conditional independence of the strata), and alternatives of interest lie between 5 %
+and 100x beyond the boundary (the mixture grid).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
+from scipy import special
+
+from gatekeeper.stats.model import FloatArray
+from gatekeeper.stats.rates import StratifiedCounts
+
 _BASEL = 6.0 / math.pi**2
+#: Log-offsets of the alternatives beyond the boundary: 5 % to 100x, log-uniform.
+_OFFSETS = np.log(np.geomspace(1.05, 100.0, 48))
+_LOG_WEIGHT = -math.log(_OFFSETS.size)
 
 
 def look_alpha(*, alpha: float, index: int, planned: int) -> float:
-    """The share of ``alpha`` that look ``index`` (1-based) may spend.
+    """The share of ``alpha`` that look ``index`` (1-based) may spend (VALUES metrics).
 
     Parameters
     ----------
@@ -46,3 +79,128 @@ def look_alpha(*, alpha: float, index: int, planned: int) -> float:
     if index <= planned:
         return 0.5 * alpha / planned
     return 0.5 * alpha * _BASEL / (index - planned) ** 2
+
+
+def _log_mixture(log_ratios: FloatArray) -> float:
+    """log of the equally weighted mixture of likelihood ratios (one per alternative)."""
+    return float(special.logsumexp(log_ratios) + _LOG_WEIGHT)
+
+
+def _p_from_log_e(log_e: float) -> float:
+    return 1.0 if log_e <= 0 else math.exp(-log_e)
+
+
+def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) -> float:
+    """Anytime-valid p-value of ``H0: R <= ratio`` ("greater") or ``R >= ratio`` ("less").
+
+    Parameters
+    ----------
+    counts : StratifiedCounts
+        Cumulative strata of the analysis so far (:func:`gatekeeper.stats.rates.stratify`).
+    ratio : float
+        The boundary rate ratio, > 0.
+    alternative : {"greater", "less"}
+        Which side the alternatives lie on.
+
+    Returns
+    -------
+    float
+        ``min(1, 1 / E)`` for the mixture e-process ``E`` of the stratified conditional
+        likelihood ratios, tempered by the dispersion; 1 without events.
+
+    References
+    ----------
+    H. Robbins, "Statistical methods related to the law of the iterated logarithm", Annals
+    of Mathematical Statistics 41(5), 1970. M. Lindon, C. Sanden and V. Shirikian, "Rapid
+    regression detection in software deployments through sequential testing", KDD 2022.
+    """
+    if alternative not in ("greater", "less"):
+        raise ValueError(f"alternative must be one of 'greater', 'less', got {alternative!r}")
+    if not ratio > 0:
+        raise ValueError(f"ratio must be > 0, got {ratio!r}")
+    c, x, w = counts.canary_bad, counts.pooled_bad, counts.exposure
+    keep = x > 0
+    if not keep.any():
+        return 1.0
+    c, x, w = c[keep], x[keep], w[keep]
+    sign = 1.0 if alternative == "greater" else -1.0
+    alternatives = ratio * np.exp(sign * _OFFSETS)[:, None]  # (G, 1)
+    log_p0 = np.log(ratio * w) - np.log1p(ratio * w)  # log pi_i(R0)
+    log_q0 = -np.log1p(ratio * w)  # log (1 - pi_i(R0))
+    log_p = np.log(alternatives * w) - np.log1p(alternatives * w)
+    log_q = -np.log1p(alternatives * w)
+    log_lr = (c * (log_p - log_p0) + (x - c) * (log_q - log_q0)).sum(axis=1) / counts.dispersion
+    return _p_from_log_e(_log_mixture(log_lr))
+
+
+def binomial_pvalue(*, successes: float, trials: float, p0: float, alternative: str) -> float:
+    """Anytime-valid p-value of ``H0: p <= p0`` ("greater") or ``p >= p0`` ("less").
+
+    Parameters
+    ----------
+    successes, trials : float
+        Cumulative counts (non-integer after a design-effect deflation).
+    p0 : float
+        The boundary probability, in (0, 1).
+    alternative : {"greater", "less"}
+        Which side the alternatives lie on; they are spread on the odds scale.
+
+    Returns
+    -------
+    float
+        ``min(1, 1 / E)`` for the mixture of binomial likelihood ratios.
+    """
+    if alternative not in ("greater", "less"):
+        raise ValueError(f"alternative must be one of 'greater', 'less', got {alternative!r}")
+    if not 0.0 < p0 < 1.0:
+        raise ValueError(f"p0 must be in (0, 1), got {p0!r}")
+    if trials <= 0:
+        return 1.0
+    sign = 1.0 if alternative == "greater" else -1.0
+    odds = p0 / (1.0 - p0) * np.exp(sign * _OFFSETS)
+    p = odds / (1.0 + odds)
+    failures = trials - successes
+    log_lr = successes * (np.log(p) - math.log(p0)) + failures * (np.log1p(-p) - math.log1p(-p0))
+    return _p_from_log_e(_log_mixture(log_lr))
+
+
+def ratio_confidence_sequence(
+    *, counts: StratifiedCounts, alpha_lower: float, alpha_upper: float
+) -> tuple[float, float]:
+    """Anytime-valid bounds of the rate ratio: the boundaries no look could reject yet.
+
+    Returns
+    -------
+    (float, float)
+        The smallest ``R0`` the "greater" e-process does not reject at ``alpha_lower`` and
+        the largest the "less" one does not reject at ``alpha_upper`` (0 and +inf when the
+        data do not bound the ratio), found by bisection on ``log R0``.
+    """
+
+    def edge(alternative: str, level: float) -> float:
+        def rejected(log_r: float) -> bool:
+            p = ratio_pvalue(counts=counts, ratio=math.exp(log_r), alternative=alternative)
+            return p <= level
+
+        lo, hi = -30.0, 30.0
+        if alternative == "greater":
+            if not rejected(lo):
+                return 0.0
+            if rejected(hi):
+                return math.inf
+        else:
+            if not rejected(hi):
+                return math.inf
+            if rejected(lo):
+                return 0.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if rejected(mid) == (alternative == "greater"):
+                lo = mid
+            else:
+                hi = mid
+            if hi - lo < 1e-6:
+                break
+        return math.exp(hi if alternative == "greater" else lo)
+
+    return edge("greater", alpha_lower), edge("less", alpha_upper)
