@@ -142,6 +142,8 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "seed": SEED,
+        # The machine may be shared: the 1-minute load average before and after the run.
+        "loadavg_start": os.getloadavg()[0],
     }
     hl_rows = bench_hodges_lehmann()
     print(
@@ -173,6 +175,7 @@ def main() -> int:
             f"p90 {judge_row['p90_ms']:.2f} ms (goal < {GOAL_JUDGE_MS:.0f} ms: "
             f"{judge_row['goal_under_10_ms']})"
         )
+    machine["loadavg_end"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {"machine": machine, "hodges_lehmann": hl_rows, "judge": judge_row}
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")

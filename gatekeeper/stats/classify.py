@@ -199,13 +199,55 @@ def _ratio_missing(baseline: RatioSeries, canary: RatioSeries) -> str | None:
 # --- VALUES ------------------------------------------------------------------------------
 
 
-def _values_summary(values: FloatArray) -> SideSummary:
+def _values_summary(values: FloatArray, ordered: FloatArray) -> SideSummary:
+    """Count, mean, p50 and p99 of one side; ``ordered`` is ``values`` sorted ascending.
+
+    The mean is taken over ``values`` in their own order (summation order decides the last
+    bits); the quantiles are numpy's default (type 7) from the sorted values.
+    """
     if values.size == 0:
         return SideSummary()
-    p50, p99 = np.quantile(values, [0.5, 0.99])
     return SideSummary(
-        count=float(values.size), mean=float(values.mean()), p50=float(p50), p99=float(p99)
+        count=float(values.size),
+        mean=float(values.mean()),
+        p50=_sorted_quantile(values, ordered, 0.5),
+        p99=_sorted_quantile(values, ordered, 0.99),
     )
+
+
+def _sorted_quantile(values: FloatArray, ordered: FloatArray, q: float) -> float:
+    """``np.quantile(values, q)`` (linear, type 7) from ``ordered`` (sorted), bit for bit.
+
+    The same operations as numpy's ``_quantile``/``_lerp``: virtual index ``(n - 1) q``,
+    its floor and fraction, and the interpolation from the nearer end. Which of several
+    equal order statistics is taken only shows in the sign of a zero, so there numpy
+    itself is asked.
+    """
+    n = int(ordered.size)
+    virtual = (n - 1) * q
+    if virtual >= n - 1:
+        lo = hi = float(ordered[-1])
+        gamma = 0.0
+    else:
+        below = math.floor(virtual)
+        gamma = virtual - below
+        lo, hi = float(ordered[below]), float(ordered[below + 1])
+    if lo == 0.0 or hi == 0.0:
+        return float(np.quantile(values, q))
+    diff = hi - lo
+    return hi - diff * (1.0 - gamma) if gamma >= 0.5 else lo + diff * gamma
+
+
+def _sorted_median(ordered: FloatArray) -> float:
+    """``np.median`` of sorted values, bit for bit: numpy's mean of the middle one or two.
+
+    Its sum starts from 0.0 (so a median of zeros is +0.0) and is divided by the count.
+    """
+    n = int(ordered.size)
+    half = n // 2
+    if n % 2:
+        return (0.0 + float(ordered[half])) / 1.0
+    return (0.0 + float(ordered[half - 1]) + float(ordered[half])) / 2.0
 
 
 def prepare_values(data: MetricData, side: FloatArray) -> FloatArray:
@@ -225,29 +267,37 @@ def compare_values(data: MetricData, *, alpha: float, beta: float) -> Comparison
     assert isinstance(data.baseline, np.ndarray) and isinstance(data.canary, np.ndarray)
     baseline = prepare_values(data, data.baseline)
     canary = prepare_values(data, data.canary)
-    b_summary, c_summary = _values_summary(baseline), _values_summary(canary)
+    # Sorted once: the summaries, the tests, the effect size and the HL shift all use it.
+    b_sorted, c_sorted = np.sort(baseline), np.sort(canary)
+    b_summary = _values_summary(baseline, b_sorted)
+    c_summary = _values_summary(canary, c_sorted)
     test = "Mann-Whitney U / Hodges-Lehmann shift"
     if baseline.size == 0 or canary.size == 0:
         side = "baseline" if baseline.size == 0 else "canary"
         return _no_data(test, "relative_shift", b_summary, c_summary, f"no {side} samples")
-    level = abs(float(np.median(baseline)))
+    level = abs(_sorted_median(b_sorted))
     margin = settings.tolerance * level + settings.absolute_tolerance
     direction = settings.direction
 
-    def mw(shift: float, alternative: mann_whitney.Alternative) -> float:
+    def mw(shift: float) -> mann_whitney.MannWhitneyResult:
         return mann_whitney.mann_whitney_u(
-            baseline=baseline, canary=canary, shift=shift, alternative=alternative
-        ).p_value
+            baseline=b_sorted, canary=c_sorted, shift=shift, assume_sorted=True
+        )
 
-    fail_high = mw(margin, "greater")
-    pass_high = mw(margin, "less")
+    high = mw(margin)
+    fail_high, pass_high = high.p_greater, high.p_less
     fail_low, pass_low = 1.0, 0.0
     if direction is not Direction.INCREASE:
-        fail_low, pass_low = mw(-margin, "less"), mw(-margin, "greater")
+        low = mw(-margin)
+        fail_low, pass_low = low.p_less, low.p_greater
     p_fail, p_pass, harm = _combine(direction, _Tests(fail_high, pass_high, fail_low, pass_low))
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     hl = mann_whitney.hodges_lehmann(
-        baseline=baseline, canary=canary, alpha_lower=lower_alpha, alpha_upper=upper_alpha
+        baseline=b_sorted,
+        canary=c_sorted,
+        alpha_lower=lower_alpha,
+        alpha_upper=upper_alpha,
+        assume_sorted=True,
     )
     unit = level if level > 0 else 1.0
     scale = "relative_shift" if level > 0 else "shift"
@@ -261,7 +311,12 @@ def compare_values(data: MetricData, *, alpha: float, beta: float) -> Comparison
     needed = 0.0
     if not (p_fail <= alpha or p_pass <= beta):
         needed = _values_need(hl, margin, direction, canary.size)
-    cles = mann_whitney.common_language_effect_size(baseline=baseline, canary=canary)
+    if margin == 0.0:  # the U of the test at shift 0 is the effect size's
+        cles = high.u_canary / (baseline.size * canary.size)
+    else:
+        cles = mann_whitney.common_language_effect_size(
+            baseline=b_sorted, canary=c_sorted, assume_sorted=True
+        )
     detail = (
         f"canary median {_num(c_summary.p50)} vs baseline {_num(b_summary.p50)}, "
         f"shift {_num(hl.estimate)} [{_num(hl.lower)}, {_num(hl.upper)}], "

@@ -45,7 +45,10 @@ class MannWhitneyResult:
     ``u_canary`` counts the pairs with ``canary_j - shift > baseline_i`` plus half the
     tied pairs (R's ``W`` statistic of ``wilcox.test(canary, baseline, mu = shift)``);
     ``u_baseline = n_baseline * n_canary - u_canary``. ``z`` is the normal score of the
-    asymptotic test (NaN for the exact test).
+    asymptotic test of ``alternative`` (NaN for the exact test). ``p_greater`` and
+    ``p_less`` are both one-sided p-values from the same U, each exactly the ``p_value``
+    that ``alternative="greater"`` or ``"less"`` gives (with its own continuity
+    correction, as R), so one call serves both sides of a shifted boundary.
     """
 
     u_canary: float
@@ -56,6 +59,8 @@ class MannWhitneyResult:
     alternative: str
     n_baseline: int
     n_canary: int
+    p_greater: float
+    p_less: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,24 @@ def _sample(values: ArrayLike, name: str) -> FloatArray:
         raise ValueError(f"{name} must not be empty")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} must hold finite values")
+    return array
+
+
+def _sorted_sample(values: ArrayLike, name: str, assume_sorted: bool) -> FloatArray:
+    """A validated sample in ascending order: sorted here, or checked in O(n) if assumed.
+
+    A sorted sample is finite when its ends are (NaN fails the order check), so the
+    assumed order costs one vectorised comparison.
+    """
+    if not assume_sorted:
+        return np.sort(_sample(values, name))
+    array = np.asarray(values, dtype=float)
+    if array.ndim != 1 or array.size == 0:
+        return _sample(array, name)  # raises
+    ordered = bool((array[1:] >= array[:-1]).all())
+    if not (ordered and math.isfinite(array[0]) and math.isfinite(array[-1])):
+        _sample(array, name)  # raises if not finite
+        raise ValueError(f"{name} must be sorted ascending when assume_sorted is True")
     return array
 
 
@@ -132,18 +155,22 @@ def _u_cdf(n1: int, n2: int) -> FloatArray:
     return np.array([count / total for count in cumulative], dtype=float)
 
 
-def _exact_p(u: float, n1: int, n2: int, alternative: str) -> float:
+def _exact_tails(u: float, n1: int, n2: int) -> tuple[float, float]:
+    """``(P(U <= u), P(U >= u))`` under H0, exactly."""
     lo, hi = (n1, n2) if n1 <= n2 else (n2, n1)
     cdf = _u_cdf(lo, hi)
     k = round(u)
-    nm = n1 * n2
-    lower = float(cdf[k])  # P(U <= u)
-    upper = float(cdf[nm - k])  # P(U >= u), by the symmetry of U
+    # P(U >= u) = P(U <= nm - u), by the symmetry of U.
+    return float(cdf[k]), float(cdf[n1 * n2 - k])
+
+
+def _pick(alternative: str, greater: float, less: float) -> float:
+    """The p-value of ``alternative`` from the two one-sided ones (two-sided: doubled)."""
     if alternative == "greater":
-        return upper
+        return greater
     if alternative == "less":
-        return lower
-    return min(1.0, 2.0 * min(lower, upper))
+        return less
+    return min(1.0, 2.0 * min(less, greater))
 
 
 def _qwilcox(alpha: float, n1: int, n2: int) -> int:
@@ -182,6 +209,7 @@ def mann_whitney_u(
     shift: float = 0.0,
     method: Method = "auto",
     correct: bool = True,
+    assume_sorted: bool = False,
 ) -> MannWhitneyResult:
     """Mann-Whitney U (Wilcoxon rank-sum) test of canary against baseline.
 
@@ -211,11 +239,15 @@ def mann_whitney_u(
     correct : bool
         Continuity correction of the normal approximation (0.5 towards the null, with
         ``sign(z) * 0.5`` for the two-sided test), as R's ``correct = TRUE``.
+    assume_sorted : bool
+        When True, ``baseline`` and ``canary`` are taken as already sorted ascending and
+        are not sorted again; this is checked in ``O(n + m)`` (a ``ValueError`` if not).
 
     Returns
     -------
     MannWhitneyResult
-        U of both sides, the p-value, the normal score (NaN when exact) and the method.
+        U of both sides, the p-value of ``alternative``, both one-sided p-values
+        (``p_greater``, ``p_less``), the normal score (NaN when exact) and the method.
 
     References
     ----------
@@ -224,27 +256,26 @@ def mann_whitney_u(
     E. L. Lehmann, Nonparametrics: Statistical Methods Based on Ranks, Holden-Day, 1975.
     R Core Team, ``wilcox.test`` and ``pwilcox`` documentation, R package stats.
     """
-    x = _sample(baseline, "baseline")
-    y = _sample(canary, "canary")
+    xs = _sorted_sample(baseline, "baseline", assume_sorted)
+    ys = _sorted_sample(canary, "canary", assume_sorted)
     _choice(alternative, "alternative", _ALTERNATIVES)
     _choice(method, "method", _METHODS)
     shift = float(shift)
     if not math.isfinite(shift):
         raise ValueError(f"shift must be finite, got {shift!r}")
     if shift != 0.0:
-        y = y - shift
-        if not np.isfinite(y).all():
+        ys = ys - shift  # rounding is monotone: still sorted
+        if not np.isfinite(ys).all():
             raise ValueError("canary - shift must hold finite values")
-    n = int(x.size)
-    m = int(y.size)
-    xs = np.sort(x)
-    ys = np.sort(y)
+    n = int(xs.size)
+    m = int(ys.size)
+    # Two sorted runs: a stable sort (timsort for floats) merges them in about linear time.
     pooled = np.sort(np.concatenate((xs, ys)), kind="stable")
     ties = _tie_term(pooled)
+    below = np.searchsorted(xs, ys, side="left")
     if ties == 0.0:
-        u_canary = float(np.searchsorted(xs, ys, side="left").sum())
+        u_canary = float(below.sum())
     else:
-        below = np.searchsorted(xs, ys, side="left")
         at_or_below = np.searchsorted(xs, ys, side="right")
         u_canary = float(below.sum()) + 0.5 * float((at_or_below - below).sum())
     nm = n * m
@@ -252,28 +283,35 @@ def mann_whitney_u(
     if method == "auto":
         use_exact = use_exact and n < EXACT_LIMIT and m < EXACT_LIMIT
     if use_exact:
-        p = _exact_p(u_canary, m, n, alternative)
-        return MannWhitneyResult(u_canary, nm - u_canary, p, math.nan, "exact", alternative, n, m)
+        less, greater = _exact_tails(u_canary, m, n)
+        p = _pick(alternative, greater, less)
+        return MannWhitneyResult(
+            u_canary, nm - u_canary, p, math.nan, "exact", alternative, n, m, greater, less
+        )
     centred = u_canary - nm / 2.0
     sigma = _sigma_u(n, m, ties)
-    correction = 0.0
-    if correct:
-        if alternative == "two-sided":
-            correction = math.copysign(0.5, centred) if centred != 0.0 else 0.0
-        else:
-            correction = 0.5 if alternative == "greater" else -0.5
     # Every value tied (sigma 0): R gives NaN; here z = 0, no evidence either way.
-    z = (centred - correction) / sigma if sigma > 0.0 else 0.0
+    half = 0.5 if correct else 0.0
+    z_greater = (centred - half) / sigma if sigma > 0.0 else 0.0
+    z_less = (centred + half) / sigma if sigma > 0.0 else 0.0
+    greater = float(ndtr(-z_greater))
+    less = float(ndtr(z_less))
     if alternative == "greater":
-        p = float(ndtr(-z))
+        z, p = z_greater, greater
     elif alternative == "less":
-        p = float(ndtr(z))
+        z, p = z_less, less
     else:
+        correction = math.copysign(half, centred) if centred != 0.0 else 0.0
+        z = (centred - correction) / sigma if sigma > 0.0 else 0.0
         p = min(1.0, 2.0 * float(ndtr(-abs(z))))
-    return MannWhitneyResult(u_canary, nm - u_canary, p, z, "asymptotic", alternative, n, m)
+    return MannWhitneyResult(
+        u_canary, nm - u_canary, p, z, "asymptotic", alternative, n, m, greater, less
+    )
 
 
-def common_language_effect_size(*, baseline: ArrayLike, canary: ArrayLike) -> float:
+def common_language_effect_size(
+    *, baseline: ArrayLike, canary: ArrayLike, assume_sorted: bool = False
+) -> float:
     """``P(canary > baseline) + 0.5 * P(canary == baseline)`` over all pairs.
 
     Parameters
@@ -282,18 +320,23 @@ def common_language_effect_size(*, baseline: ArrayLike, canary: ArrayLike) -> fl
         The baseline sample.
     canary : array_like of float
         The canary sample.
+    assume_sorted : bool
+        When True, ``baseline`` is taken as already sorted ascending and is not sorted
+        again; this is checked in ``O(n)`` (a ``ValueError`` if not). The order of
+        ``canary`` never matters.
 
     Returns
     -------
     float
-        ``u_canary / (n * m)`` in [0, 1]; 0.5 means no tendency either way.
+        ``u_canary / (n * m)`` in [0, 1]; 0.5 means no tendency either way, equal to
+        ``mann_whitney_u(...).u_canary / (n * m)`` at shift 0.
 
     References
     ----------
     K. O. McGraw and S. P. Wong, "A common language effect size statistic",
     Psychological Bulletin 111(2), 1992.
     """
-    x = np.sort(_sample(baseline, "baseline"))
+    x = _sorted_sample(baseline, "baseline", assume_sorted)
     y = _sample(canary, "canary")
     below = np.searchsorted(x, y, side="left")
     at_or_below = np.searchsorted(x, y, side="right")
@@ -314,6 +357,9 @@ _CACHED_SAMPLE = 1 << 16
 #: the rounding of the key, of the slack itself, and of ``c[j] + a[i]``.
 _SLACK = 4.0 * float(np.finfo(float).eps)
 _TINY = float(np.finfo(float).tiny)
+#: The cells of all brackets are gathered in one pass while their bands hold at most this
+#: many rows in all (fewer calls); above it, band by band (less memory).
+_GATHER_ROWS = 1 << 16
 
 
 def _pair_sample(n: int, m: int, size: int) -> tuple[IntArray, IntArray]:
@@ -348,14 +394,31 @@ class _Count:
     high_total: int
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Counts:
+    """Bracketing counts of a chunk of ascending pivots: row ``r`` of ``low``/``high``."""
+
+    pivots: list[float]
+    low: IntArray
+    high: IntArray
+    low_totals: list[int]
+    high_totals: list[int]
+
+    def at(self, r: int) -> _Count:
+        return _Count(
+            self.pivots[r], self.low[r], self.high[r], self.low_totals[r], self.high_totals[r]
+        )
+
+
 class _Matrix:
     """The implicit ``m x n`` matrix ``d[j, i] = c[j] + a[i]``, sorted along rows and columns.
 
     ``a`` is ``sort(-baseline)`` (ascending) and ``c`` is the canary sorted descending, so
     ``c[j] + a[i]`` is bit for bit the floating-point difference ``canary_j - baseline_i``.
+    ``c_low`` and ``c_high`` are ``c`` lowered and raised by its part of the slack.
     """
 
-    __slots__ = ("a", "c", "m", "n", "ramp", "slack")
+    __slots__ = ("a", "c", "c_high", "c_low", "m", "n", "ramp")
 
     def __init__(self, a: FloatArray, c: FloatArray) -> None:
         self.a = a
@@ -363,34 +426,44 @@ class _Matrix:
         self.n = int(a.size)
         self.m = int(c.size)
         self.ramp = np.arange(1, self.n + 1, dtype=float)
-        self.slack = np.abs(c) * _SLACK + _TINY
+        slack = np.abs(c) * _SLACK + _TINY
+        self.c_low = c - slack
+        self.c_high = c + slack
 
-    def count(self, pivots: FloatArray) -> Iterator[_Count]:
-        """Bracketing per-row counts of the cells ``<= t`` for each pivot ``t``.
+    def count(self, pivots: FloatArray) -> Iterator[_Counts]:
+        """Bracketing per-row counts of the cells ``<= t`` for ascending pivots ``t``.
 
-        The count of row ``j`` is ``#{i : a[i] <= t - c[j]}`` up to rounding. Evaluating the
-        key ``t - c[j]`` lowered and raised by a slack that exceeds every rounding error
-        gives counts that are certainly at most and at least the exact one. Linear
-        interpolation over the sorted ``a`` at sorted keys is a merge, cheaper than a binary
-        search per key; its floor is the count, or one more when it rounded up to an integer.
+        The count of row ``j`` is ``#{i : a[i] <= t - c[j]}`` up to rounding. The keys
+        ``(t -+ s|t|) - (c[j] +- (s|c[j]| + tiny))``, with ``s`` four machine epsilons, are
+        below and above ``t - c[j]`` by more than the rounding of the key (at most
+        ``eps (|t| + |c[j]|)`` for its three operations) and of ``c[j] + a[i]`` (at most
+        ``eps / 2 * |t|`` near the pivot), so the counts at them are certainly at most and
+        at least the exact one. Linear interpolation over the sorted ``a`` at sorted keys
+        is a merge, cheaper than a binary search per key, and one call counts both sides
+        of every pivot of a chunk; its floor is the count, or one more when it rounded up
+        to an integer.
         """
-        per_chunk = max(1, _CHUNK // self.m)
+        per_chunk = max(1, _CHUNK // (2 * self.m))
         top = float(self.n)
         for start in range(0, pivots.size, per_chunk):
             chunk = pivots[start : start + per_chunk]
-            keys = chunk[:, None] - self.c[None, :]
-            slack = self.slack[None, :] + (np.abs(chunk) * _SLACK)[:, None]
-            low = np.interp(keys - slack, self.a, self.ramp, left=0.0, right=top)
-            high = np.interp(keys + slack, self.a, self.ramp, left=0.0, right=top)
+            size = int(chunk.size)
+            widen = np.abs(chunk) * _SLACK
+            keys = np.empty((2 * size, self.m))
+            np.subtract((chunk - widen)[:, None], self.c_high[None, :], out=keys[:size])
+            np.subtract((chunk + widen)[:, None], self.c_low[None, :], out=keys[size:])
+            est = np.interp(keys, self.a, self.ramp, left=0.0, right=top)
+            del keys
             # ceil - 1 is the floor except at an integer, where rounding may have reached it.
-            lows = np.maximum(np.ceil(low).astype(np.int64) - 1, 0).reshape(chunk.size, self.m)
-            highs = high.astype(np.int64).reshape(chunk.size, self.m)
-            low_totals = lows.sum(axis=1).tolist()
-            high_totals = highs.sum(axis=1).tolist()
-            del keys, slack, low, high
-            for row, pivot in enumerate(chunk.tolist()):
-                # Yielded one by one, so that the counts no bracket keeps are freed early.
-                yield _Count(pivot, lows[row], highs[row], low_totals[row], high_totals[row])
+            np.ceil(est[:size], out=est[:size])
+            low = est[:size].astype(np.int64)
+            low -= 1
+            np.maximum(low, 0, out=low)
+            high = est[size:].astype(np.int64)
+            del est
+            yield _Counts(
+                chunk.tolist(), low, high, low.sum(axis=1).tolist(), high.sum(axis=1).tolist()
+            )
 
     def exact(self, count: _Count) -> _Count:
         """The exact count of ``count.pivot``, by binary search in the rows where it is open."""
@@ -416,14 +489,17 @@ class _Matrix:
         return _Count(pivot, exact, exact, total, total)
 
     def gather(self, lower: IntArray, upper: IntArray) -> FloatArray:
-        """Values of the cells with ``lower[j] <= i < upper[j]``, row by row."""
+        """Values of the cells with ``lower[r] <= i < upper[r]``, band row ``r`` by row.
+
+        ``lower`` and ``upper`` may stack several bands of ``m`` rows each (row ``r`` of
+        the stack is matrix row ``r % m``); the cells come band by band, row by row.
+        """
         width = upper - lower
-        rows = np.flatnonzero(width)
-        w = width[rows]
-        total = int(w.sum())
-        ends = np.cumsum(w)
-        cols = np.arange(total, dtype=np.int64) + np.repeat(lower[rows] - (ends - w), w)
-        values: FloatArray = np.repeat(self.c[rows], w) + self.a[cols]
+        ends = np.cumsum(width)
+        total = int(ends[-1])
+        cols = np.arange(total, dtype=np.int64) + np.repeat(lower - (ends - width), width)
+        c = self.c if lower.size == self.m else np.tile(self.c, lower.size // self.m)
+        values: FloatArray = np.repeat(c, width) + self.a[cols]
         return values
 
     def sample(
@@ -482,52 +558,101 @@ def _positions(k_offset: float, size: int, sample: int) -> tuple[int, int]:
 
 
 def _count_and_apply(mat: _Matrix, brackets: list[_Bracket], pivots: list[float]) -> None:
-    for count in mat.count(np.asarray(pivots, dtype=float)):
-        exact: _Count | None = None
+    """Count the (ascending) pivots in one pass and tighten every bracket with them."""
+    for counts in mat.count(np.asarray(pivots, dtype=float)):
+        exact: dict[int, _Count] = {}
         for b in brackets:
-            if b.ready or _apply(b, count):
+            if b.ready:
                 continue
-            if exact is None:  # the pivot is (nearly) d_(k): settle it exactly
-                exact = mat.exact(count)
-            _apply(b, exact)
+            for r, pivot in enumerate(counts.pivots):
+                if pivot >= b.hi:
+                    break
+                if pivot <= b.lo:
+                    continue
+                if counts.high_totals[r] < b.k:
+                    b.lo, b.lo_counts, b.lo_total = pivot, counts.low[r], counts.low_totals[r]
+                elif counts.low_totals[r] >= b.k:
+                    b.hi, b.hi_counts, b.hi_total = pivot, counts.high[r], counts.high_totals[r]
+                    break
+                else:  # the pivot is (nearly) d_(k): settle it exactly
+                    if r not in exact:
+                        exact[r] = mat.exact(counts.at(r))
+                    _apply(b, exact[r])
 
 
 def _round_one(mat: _Matrix, brackets: list[_Bracket]) -> None:
-    """Pivots for every rank from one uniform sample of the whole matrix."""
+    """Pivots for every rank from one uniform sample of the whole matrix.
+
+    Each rank gets the sample values +-3 sd around its expected sample position; ranks
+    whose ranges overlap share one range, so that the bounds and the median of a large
+    sample (all near the middle) need one pair of pivots between them.
+    """
     n, m, a, c = mat.n, mat.m, mat.a, mat.c
     nm = n * m
     size = int(min(max(4096, (n + m) // 2), 1 << 20, nm // 4))
     cols, rows = _pair_sample(n, m, size)
-    wanted: set[int] = set()
-    clusters: list[list[int]] = []
-    for b in brackets:  # ranks closer than one sample step share their pivots
-        if clusters and (b.k - clusters[-1][-1]) * size < nm:
-            clusters[-1].append(b.k)
+    spans: list[list[int]] = []
+    for b in brackets:  # ascending ranks
+        lo_pos, hi_pos = _positions(b.k - 0.5, nm, size)
+        if spans and lo_pos <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], hi_pos)
         else:
-            clusters.append([b.k])
-    for ks in clusters:
-        lo_pos = _positions(ks[0] - 0.5, nm, size)[0]
-        hi_pos = _positions(ks[-1] - 0.5, nm, size)[1]
-        wanted.update(p for p in (lo_pos, hi_pos) if 0 <= p < size)
-    order = sorted(wanted)
-    part = np.partition(c[rows] + a[cols], order)
-    _count_and_apply(mat, brackets, sorted({float(part[p]) for p in order}))
+            spans.append([lo_pos, hi_pos])
+    wanted = sorted({p for span in spans for p in span if 0 <= p < size})
+    if not wanted:
+        return
+    part = np.partition(c[rows] + a[cols], wanted)
+    _count_and_apply(mat, brackets, sorted({float(part[p]) for p in wanted}))
 
 
 def _materialise(mat: _Matrix, brackets: list[_Bracket], results: dict[int, float]) -> None:
-    """Select the ranks of small brackets among their materialised cells."""
-    groups: dict[tuple[float, float], list[_Bracket]] = {}
-    for b in brackets:
-        groups.setdefault((b.lo, b.hi), []).append(b)
-    for (lo, hi), group in groups.items():
-        first = group[0]
-        cells = mat.gather(first.lo_counts, first.hi_counts)
-        below = int(np.count_nonzero(cells <= lo))
-        cells = cells[(cells > lo) & (cells <= hi)]
-        offsets = [b.k - first.lo_total - below - 1 for b in group]
-        chosen = np.partition(cells, offsets)
-        for b, offset in zip(group, offsets, strict=True):
-            results[b.k] = float(chosen[offset])
+    """Select the ranks of small brackets among their materialised cells.
+
+    Brackets are grouped by their values ``(lo, hi]``; overlapping groups are merged, so
+    that the groups are disjoint and ascending. Their cells are gathered in one pass,
+    each group keeps those in its ``(lo, hi]``, and one partition of all the kept cells
+    selects every rank: the kept cells of a group come after those of the groups below.
+    """
+    if not brackets:
+        return
+    # (lo, hi, lo_counts, hi_counts, lo_total, cells, brackets) per group.
+    spans: list[tuple[float, float, IntArray, IntArray, int, int, list[_Bracket]]] = []
+    for b in sorted(brackets, key=lambda b: (b.lo, b.hi)):
+        if spans and b.lo < spans[-1][1]:
+            lo, hi, lo_counts, hi_counts, lo_total, cells, group = spans[-1]
+            if (b.lo, b.hi) != (lo, hi):
+                lo_counts = np.minimum(lo_counts, b.lo_counts)
+                hi_counts = np.maximum(hi_counts, b.hi_counts)
+                lo_total = int(lo_counts.sum())
+                cells = int(hi_counts.sum()) - lo_total
+            spans[-1] = (lo, max(hi, b.hi), lo_counts, hi_counts, lo_total, cells, [*group, b])
+        else:
+            spans.append((b.lo, b.hi, b.lo_counts, b.hi_counts, b.lo_total, b.size, [b]))
+    together = len(spans) > 1 and len(spans) * mat.m <= _GATHER_ROWS
+    if together:
+        lower = np.concatenate([span[2] for span in spans])
+        upper = np.concatenate([span[3] for span in spans])
+        values = mat.gather(lower, upper)
+    kept: list[FloatArray] = []
+    ranks: list[tuple[_Bracket, int]] = []
+    start = 0
+    offset = 0
+    for lo, hi, lo_counts, hi_counts, lo_total, cells, group in spans:
+        if together:
+            band = values[start : start + cells]
+            start += cells
+        else:  # one band at a time: O(m) memory per band
+            band = mat.gather(lo_counts, hi_counts)
+        below = int(np.count_nonzero(band <= lo))
+        inside = band[(band > lo) & (band <= hi)]
+        base = offset - lo_total - below - 1
+        ranks.extend((b, base + b.k) for b in group)
+        kept.append(inside)
+        offset += int(inside.size)
+    pool = kept[0] if len(kept) == 1 else np.concatenate(kept)
+    chosen = np.partition(pool, sorted({position for _, position in ranks}))
+    for b, position in ranks:
+        results[b.k] = float(chosen[position])
 
 
 def _select(a: FloatArray, c: FloatArray, ranks: list[int]) -> dict[int, float]:
@@ -549,7 +674,7 @@ def _select(a: FloatArray, c: FloatArray, ranks: list[int]) -> dict[int, float]:
         return {k: float(part[k - 1]) for k in ranks}
 
     mat = _Matrix(a, c)
-    rng = np.random.default_rng(_SEED)
+    rng: list[np.random.Generator] = []  # made when a stalled bracket first samples
     zeros = np.zeros(m, dtype=np.int64)
     full = np.full(m, n, dtype=np.int64)
     d_min = float(c[-1] + a[0])
@@ -602,7 +727,13 @@ def _select(a: FloatArray, c: FloatArray, ranks: list[int]) -> dict[int, float]:
 
 
 def _propose(
-    mat: _Matrix, b: _Bracket, *, d_min: float, d_max: float, budget: int, rng: np.random.Generator
+    mat: _Matrix,
+    b: _Bracket,
+    *,
+    d_min: float,
+    d_max: float,
+    budget: int,
+    rng: list[np.random.Generator],
 ) -> list[float]:
     """Next pivots for ``b``: interpolated, or sampled inside the bracket when stalled."""
     size = b.size
@@ -622,7 +753,9 @@ def _propose(
     b.hi_counts, b.hi_total = high, int(high.sum())
     size = b.size
     sample = int(min(max(64, 4 * (3.0 * size / budget) ** 2), 1 << 16))
-    values = mat.sample(b.lo_counts, b.hi_counts, sample, rng)
+    if not rng:
+        rng.append(np.random.default_rng(_SEED))
+    values = mat.sample(b.lo_counts, b.hi_counts, sample, rng[0])
     lo_pos, hi_pos = _positions(b.k - b.lo_total - 0.5, size, sample)
     mid = min(max((lo_pos + hi_pos) // 2, 0), sample - 1)
     picks = [float(values[p]) for p in (lo_pos, mid, hi_pos) if 0 <= p < sample]
@@ -639,6 +772,7 @@ def hodges_lehmann(
     alpha_lower: float = 0.025,
     alpha_upper: float = 0.025,
     method: Method = "auto",
+    assume_sorted: bool = False,
 ) -> HodgesLehmannResult:
     """Hodges-Lehmann shift estimate of ``canary - baseline`` with one-sided bounds.
 
@@ -675,6 +809,9 @@ def hodges_lehmann(
         Error rate of the upper bound, in (0, 1).
     method : {"auto", "exact", "asymptotic"}
         How the ranks of the bounds are chosen (see above).
+    assume_sorted : bool
+        When True, ``baseline`` and ``canary`` are taken as already sorted ascending and
+        are not sorted again; this is checked in ``O(n + m)`` (a ``ValueError`` if not).
 
     Returns
     -------
@@ -695,17 +832,17 @@ def hodges_lehmann(
     of the ACM 18(3), 1975.
     R Core Team, ``wilcox.test`` documentation, R package stats.
     """
-    x = _sample(baseline, "baseline")
-    y = _sample(canary, "canary")
+    xs = _sorted_sample(baseline, "baseline", assume_sorted)
+    ys = _sorted_sample(canary, "canary", assume_sorted)
     a_lower = _alpha(alpha_lower, "alpha_lower")
     a_upper = _alpha(alpha_upper, "alpha_upper")
     _choice(method, "method", _METHODS)
-    n = int(x.size)
-    m = int(y.size)
+    n = int(xs.size)
+    m = int(ys.size)
     nm = n * m
-    a = np.sort(-x)
-    c = np.sort(y)[::-1]
-    pooled = np.sort(np.concatenate((-a[::-1], c[::-1])), kind="stable")
+    a = -xs[::-1]  # sort(-baseline): negation is exact
+    c = np.ascontiguousarray(ys[::-1])
+    pooled = np.sort(np.concatenate((xs, ys)), kind="stable")
     ties = _tie_term(pooled)
     use_exact = method != "asymptotic" and ties == 0.0
     if method == "auto":
@@ -719,7 +856,7 @@ def hodges_lehmann(
         k_upper = _normal_rank(a_upper, nm, sigma)
     upper_rank = nm - k_upper + 1
     middle = [(nm + 1) // 2, nm // 2 + 1]
-    chosen = _select(a, np.ascontiguousarray(c), [k_lower, upper_rank, *middle])
+    chosen = _select(a, c, [k_lower, upper_rank, *middle])
     estimate = 0.5 * (chosen[middle[0]] + chosen[middle[1]])
     return HodgesLehmannResult(
         estimate=estimate,

@@ -69,4 +69,7 @@ def normal_scale_to_settle(*, distance: float, half_width: float) -> float:
         return 1.0
     if distance <= 0:
         return math.inf
-    return max(1.0, (half_width / distance) ** 2)
+    ratio = half_width / distance
+    if ratio > _MAX_SCALE:  # also keeps the square from overflowing
+        return math.inf
+    return max(1.0, ratio * ratio)

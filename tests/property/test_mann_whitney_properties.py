@@ -122,3 +122,26 @@ def test_hl_interval_shift_equivariance(baseline: list[int], canary: list[int], 
     assert moved.estimate == plain.estimate + 2 * shift
     assert moved.lower == plain.lower + 2 * shift
     assert moved.upper == plain.upper + 2 * shift
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.one_of(values, floats), st.one_of(values, floats), st.floats(-5.0, 5.0))
+def test_sorted_input_and_one_sided_p_values(
+    baseline: list[float], canary: list[float], shift: float
+) -> None:
+    b_sorted, c_sorted = sorted(baseline), sorted(canary)
+    both = mann_whitney_u(
+        baseline=b_sorted, canary=c_sorted, shift=shift, assume_sorted=True, method="asymptotic"
+    )
+    for alternative in ("greater", "less"):
+        single = mann_whitney_u(
+            baseline=baseline,
+            canary=canary,
+            shift=shift,
+            alternative=alternative,  # type: ignore[arg-type]
+            method="asymptotic",
+        )
+        assert single.u_canary == both.u_canary
+        assert single.p_value == (both.p_greater if alternative == "greater" else both.p_less)
+    plain = hodges_lehmann(baseline=baseline, canary=canary)
+    assert hodges_lehmann(baseline=b_sorted, canary=c_sorted, assume_sorted=True) == plain

@@ -180,3 +180,157 @@ def test_selection_is_reproducible() -> None:
     baseline, canary = rng.normal(size=3000), rng.normal(size=2500)
     first = hodges_lehmann(baseline=baseline, canary=canary)
     assert hodges_lehmann(baseline=baseline, canary=canary) == first
+
+
+def _mw_cases() -> list[tuple[np.ndarray, np.ndarray, float]]:
+    rng = np.random.default_rng(5)
+    return [
+        (_untied(12, 1), _untied(9, 2) + 0.25, 0.0),  # exact
+        (_untied(12, 1), _untied(9, 2) + 0.25, 3.0),  # exact, shifted
+        (np.round(rng.normal(size=80)), np.round(rng.normal(0.3, 1.0, size=70)), 0.0),  # ties
+        (rng.lognormal(3.0, 0.4, 1000), rng.lognormal(3.05, 0.4, 1000), 4.1),  # large
+        (np.full(60, 1.0), np.full(60, 1.0), 0.0),  # every value tied: sigma 0
+        (np.array([1.0, 2.0]), np.array([2.0, 3.0]), 1.0),  # shift creates ties
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+@pytest.mark.parametrize("correct", [True, False])
+@pytest.mark.parametrize("method", ["auto", "exact", "asymptotic"])
+def test_one_sided_p_values_equal_each_alternative(case: int, correct: bool, method: str) -> None:
+    baseline, canary, shift = _mw_cases()[case]
+    if method == "exact" and baseline.size * canary.size > 10_000:
+        method = "asymptotic"  # the exact null distribution of n = m = 1000 is not cheap
+    results = {
+        alternative: mann_whitney_u(
+            baseline=baseline,
+            canary=canary,
+            shift=shift,
+            alternative=alternative,  # type: ignore[arg-type]
+            method=method,  # type: ignore[arg-type]
+            correct=correct,
+        )
+        for alternative in ("two-sided", "greater", "less")
+    }
+    for result in results.values():
+        assert result.p_greater == results["greater"].p_value
+        assert result.p_less == results["less"].p_value
+        assert result.u_canary == results["two-sided"].u_canary
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_assume_sorted_gives_the_same_results(case: int) -> None:
+    baseline, canary, shift = _mw_cases()[case]
+    b_sorted, c_sorted = np.sort(baseline), np.sort(canary)
+    for alternative in ("two-sided", "greater", "less"):
+        plain = mann_whitney_u(
+            baseline=baseline,
+            canary=canary,
+            shift=shift,
+            alternative=alternative,  # type: ignore[arg-type]
+        )
+        fast = mann_whitney_u(
+            baseline=b_sorted,
+            canary=c_sorted,
+            shift=shift,
+            alternative=alternative,  # type: ignore[arg-type]
+            assume_sorted=True,
+        )
+        assert fast == plain
+    hl = hodges_lehmann(baseline=baseline, canary=canary, alpha_lower=0.1, alpha_upper=0.02)
+    hl_sorted = hodges_lehmann(
+        baseline=b_sorted, canary=c_sorted, alpha_lower=0.1, alpha_upper=0.02, assume_sorted=True
+    )
+    assert hl_sorted == hl
+    cles = common_language_effect_size(baseline=baseline, canary=canary)
+    assert common_language_effect_size(baseline=b_sorted, canary=canary, assume_sorted=True) == cles
+    # The effect size is the U of the test at shift 0, over n * m.
+    u0 = mann_whitney_u(baseline=baseline, canary=canary).u_canary
+    assert cles == u0 / (baseline.size * canary.size)
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ([2.0, 1.0], "baseline must be sorted ascending when assume_sorted is True"),
+        ([1.0, np.nan, 2.0], "baseline must hold finite values"),
+        ([np.nan], "baseline must hold finite values"),
+        ([-np.inf, 1.0], "baseline must hold finite values"),
+        ([], "baseline must not be empty"),
+        ([[1.0]], "baseline must be one-dimensional"),
+    ],
+)
+def test_assume_sorted_validation(baseline: list[float], message: str) -> None:
+    for call in (mann_whitney_u, hodges_lehmann, common_language_effect_size):
+        with pytest.raises(ValueError, match=message):
+            call(baseline=baseline, canary=[1.0, 2.0], assume_sorted=True)  # type: ignore[operator]
+    with pytest.raises(ValueError, match="canary must be sorted ascending"):
+        mann_whitney_u(baseline=[1.0, 2.0], canary=[3.0, 1.0], assume_sorted=True)
+
+
+@pytest.mark.parametrize("alpha", [0.001, 0.05, 0.3, 0.45, 0.49, 0.4999])
+@pytest.mark.parametrize(("n", "m"), [(1000, 1000), (700, 1300), (1500, 90)])
+def test_selection_matches_brute_force_across_alphas(alpha: float, n: int, m: int) -> None:
+    # Alphas near 0.5 put the bounds next to the median: brackets overlap and merge.
+    rng = np.random.default_rng(n + m)
+    baseline, canary = rng.lognormal(3.0, 0.4, size=n), rng.lognormal(3.02, 0.5, size=m)
+    result = hodges_lehmann(baseline=baseline, canary=canary, alpha_lower=alpha, alpha_upper=0.02)
+    k_lower, upper_rank = _asymptotic_ranks(n, m, 0.0, alpha, 0.02)
+    nm = n * m
+    lower, upper, mid_a, mid_b = _brute(
+        baseline, canary, [k_lower, upper_rank, (nm + 1) // 2, nm // 2 + 1]
+    )
+    assert (result.lower, result.upper) == (lower, upper)
+    assert result.estimate == 0.5 * (mid_a + mid_b)
+
+
+def test_materialise_merges_overlapping_brackets() -> None:
+    # Brackets whose (lo, hi] overlap are merged before the one partition of all cells.
+    from gatekeeper.stats import mann_whitney as mw  # noqa: PLC0415 - private helpers
+
+    rng = np.random.default_rng(17)
+    a = np.sort(-rng.normal(size=40))
+    c = np.sort(rng.normal(size=30))[::-1].copy()
+    cells = np.add.outer(c, a)
+    diffs = np.sort(cells.ravel())
+    mat = mw._Matrix(a, c)
+
+    def counts(t: float) -> np.ndarray:
+        return (cells <= t).sum(axis=1).astype(np.int64)
+
+    def bracket(k: int, lo_rank: int, hi_rank: int) -> mw._Bracket:
+        lo, hi = float(diffs[lo_rank - 1]), float(diffs[hi_rank - 1])
+        lo_counts, hi_counts = counts(lo), counts(hi)
+        return mw._Bracket(
+            k, lo, lo_counts, int(lo_counts.sum()), hi, hi_counts, int(hi_counts.sum())
+        )
+
+    # Ranks 400 and 420 in overlapping brackets, 401 sharing the first, 900 apart.
+    brackets = [
+        bracket(400, 300, 500),
+        bracket(401, 300, 500),
+        bracket(420, 350, 600),
+        bracket(900, 850, 1000),
+    ]
+    results: dict[int, float] = {}
+    mw._materialise(mat, brackets, results)
+    assert results == {k: float(diffs[k - 1]) for k in (400, 401, 420, 900)}
+
+
+def test_band_by_band_gathering_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Large matrices gather their brackets band by band (memory); force it at a small size.
+    from gatekeeper.stats import mann_whitney as mw  # noqa: PLC0415 - private constant
+
+    rng = np.random.default_rng(23)
+    baseline, canary = rng.normal(size=900), rng.normal(0.1, 1.2, size=1100)
+    expected = hodges_lehmann(baseline=baseline, canary=canary, alpha_lower=0.2, alpha_upper=0.01)
+    monkeypatch.setattr(mw, "_GATHER_ROWS", 0)
+    result = hodges_lehmann(baseline=baseline, canary=canary, alpha_lower=0.2, alpha_upper=0.01)
+    assert result == expected
+    k_lower, upper_rank = _asymptotic_ranks(900, 1100, 0.0, 0.2, 0.01)
+    nm = 900 * 1100
+    lower, upper, mid_a, mid_b = _brute(
+        baseline, canary, [k_lower, upper_rank, nm // 2, nm // 2 + 1]
+    )
+    assert (result.lower, result.upper) == (lower, upper)
+    assert result.estimate == 0.5 * (mid_a + mid_b)

@@ -20,18 +20,28 @@ def counts(canary: tuple[float, float], baseline: tuple[float, float]) -> rates.
 
 
 def test_spending_sums_to_at_most_alpha() -> None:
-    assert sum(sequential.look_alpha(alpha=0.01, index=k, planned=20) for k in range(1, 500)) <= 0.01
-    assert sum(sequential.look_alpha(alpha=0.01, index=k, planned=0) for k in range(1, 5000)) <= 0.01
+    assert (
+        sum(sequential.look_alpha(alpha=0.01, index=k, planned=20) for k in range(1, 500)) <= 0.01
+    )
+    assert (
+        sum(sequential.look_alpha(alpha=0.01, index=k, planned=0) for k in range(1, 5000)) <= 0.01
+    )
     with pytest.raises(ValueError, match="index"):
         sequential.look_alpha(alpha=0.01, index=0, planned=3)
 
 
 def test_ratio_p_values_grow_with_evidence_and_stay_in_range() -> None:
-    weak = sequential.ratio_pvalue(counts=counts((6, 1000), (40, 10_000)), ratio=1.2, alternative="greater")
-    strong = sequential.ratio_pvalue(counts=counts((60, 1000), (40, 10_000)), ratio=1.2, alternative="greater")
+    weak = sequential.ratio_pvalue(
+        counts=counts((6, 1000), (40, 10_000)), ratio=1.2, alternative="greater"
+    )
+    strong = sequential.ratio_pvalue(
+        counts=counts((60, 1000), (40, 10_000)), ratio=1.2, alternative="greater"
+    )
     assert 0 <= strong < weak <= 1
     assert strong < 1e-6
-    none = sequential.ratio_pvalue(counts=counts((0, 1000), (0, 10_000)), ratio=1.2, alternative="less")
+    none = sequential.ratio_pvalue(
+        counts=counts((0, 1000), (0, 10_000)), ratio=1.2, alternative="less"
+    )
     assert none == 1.0
 
 
@@ -43,8 +53,12 @@ def test_anytime_p_values_are_more_conservative_than_fixed_sample_ones() -> None
 
 
 def test_binomial_p_values() -> None:
-    assert sequential.binomial_pvalue(successes=50, trials=1000, p0=0.01, alternative="greater") < 1e-8
-    assert sequential.binomial_pvalue(successes=10, trials=1000, p0=0.01, alternative="greater") == 1.0
+    assert (
+        sequential.binomial_pvalue(successes=50, trials=1000, p0=0.01, alternative="greater") < 1e-8
+    )
+    assert (
+        sequential.binomial_pvalue(successes=10, trials=1000, p0=0.01, alternative="greater") == 1.0
+    )
     assert sequential.binomial_pvalue(successes=0, trials=2000, p0=0.01, alternative="less") < 1e-4
     with pytest.raises(ValueError, match="p0"):
         sequential.binomial_pvalue(successes=1, trials=2, p0=1.0, alternative="less")
@@ -52,7 +66,9 @@ def test_binomial_p_values() -> None:
 
 def test_confidence_sequence_brackets_the_estimate() -> None:
     data = counts((30, 1000), (100, 10_000))
-    lower, upper = sequential.ratio_confidence_sequence(counts=data, alpha_lower=0.01, alpha_upper=0.2)
+    lower, upper = sequential.ratio_confidence_sequence(
+        counts=data, alpha_lower=0.01, alpha_upper=0.2
+    )
     assert lower < 3.0 < upper
     fixed = rates.rate_ratio_interval(counts=data, alpha_lower=0.01, alpha_upper=0.2)
     assert lower < fixed.lower and upper > fixed.upper  # wider: valid at every look
@@ -67,17 +83,24 @@ def _any_rejection(p_values: list[float], level: float) -> bool:
 
 
 @pytest.mark.slow
-def test_twenty_looks_at_the_boundary_keep_false_fails_within_alpha_while_naive_looks_do_not() -> None:
+def test_twenty_looks_at_the_boundary_keep_false_fails_within_alpha_while_naive_looks_do_not() -> (
+    None
+):
     """2,000 rollouts, 20 looks each, true ratio = 1 + tolerance (the worst case)."""
     anytime = naive = 0
     for i in range(2000):
         rng = np.random.default_rng([99, i])
-        b = traffic.pod_counts(rng, pods=10, intervals=20, requests_per_pod=60, error_rate=0.01, sigma=0.5)
-        c = traffic.pod_counts(rng, pods=1, intervals=20, requests_per_pod=60, error_rate=0.012, sigma=0.5)
+        b = traffic.pod_counts(
+            rng, pods=10, intervals=20, requests_per_pod=60, error_rate=0.01, sigma=0.5
+        )
+        c = traffic.pod_counts(
+            rng, pods=1, intervals=20, requests_per_pod=60, error_rate=0.012, sigma=0.5
+        )
         seq, fix = [], []
         for k in range(1, 21):
             data = rates.stratify(
-                baseline=RatioSeries(b.bad[:k], b.total[:k]), canary=RatioSeries(c.bad[:k], c.total[:k])
+                baseline=RatioSeries(b.bad[:k], b.total[:k]),
+                canary=RatioSeries(c.bad[:k], c.total[:k]),
             )
             seq.append(sequential.ratio_pvalue(counts=data, ratio=1.2, alternative="greater"))
             fix.append(rates.rate_ratio_pvalue(counts=data, ratio=1.2, alternative="greater"))
