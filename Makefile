@@ -41,6 +41,10 @@ demo: venv
 bench: venv
 	$(BIN)/python benchmarks/judge_cost.py
 
+.PHONY: bench-grpc
+bench-grpc: venv
+	$(BIN)/python benchmarks/grpc_load.py
+
 protos: venv
 	$(BIN)/python tools/genproto.py
 

@@ -151,7 +151,7 @@ def _ratio_series(check: _Checker, field: str, series: pb.Series) -> RatioSeries
         b, t = bad[index], total[index]
         check.add(
             f"{field}.counts[{index}]",
-            f"bad and total must be finite, >= 0 and bad <= total, got bad={b!r} total={t!r}",
+            f"bad and total must be finite, >= 0 and bad <= total, got bad={b:g} total={t:g}",
         )
     if series.values or series.histograms:
         check.add(field, "RATIO metrics carry counts only (values and histograms must be empty)")

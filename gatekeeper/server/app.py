@@ -1,0 +1,228 @@
+"""Server lifecycle: build, start, serve until SIGTERM/SIGINT, shut down gracefully.
+
+Shutdown: health checks turn NOT_SERVING, new calls are refused with UNAVAILABLE, calls
+in flight get ``grace_seconds`` to finish (then they are cancelled), then the judge pool
+stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from gatekeeper.errors import FailedPrecondition
+from gatekeeper.server.auth import BearerTokenAuth, read_token
+from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS, Judging
+from gatekeeper.server.drain import Drain
+from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
+from gatekeeper.server.observe import ObservingInterceptor
+from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
+
+log = logging.getLogger("gatekeeper.server")
+
+DEFAULT_PORT = 50051
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+DEFAULT_GRACE_SECONDS = 10.0
+HEALTH_SERVICE = "grpc.health.v1.Health"
+
+
+def default_workers() -> int:
+    """One pool worker per CPU this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    """Everything ``gatekeeper serve`` is told on its command line."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    workers: int | None = None
+    inline_max_points: int = DEFAULT_INLINE_MAX_POINTS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_token_file: Path | None = None
+    metrics_port: int | None = None
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FailedPrecondition(f"cannot read the {what} {path}: {exc}") from None
+
+
+def credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS credentials (mutual TLS with a client CA), or None for plaintext."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.tls_client_ca is not None:
+            raise FailedPrecondition("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        raise FailedPrecondition("TLS needs both --tls-cert and --tls-key")
+    pair = (_read(config.tls_key, "TLS key"), _read(config.tls_cert, "TLS certificate"))
+    ca = None if config.tls_client_ca is None else _read(config.tls_client_ca, "client CA")
+    return grpc.ssl_server_credentials(
+        [pair], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+class RunningServer:
+    """A started server: its ports, its parts, and how to stop it."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        server: grpc.aio.Server,
+        port: int,
+        judging: Judging,
+        metrics: ServiceMetrics,
+        health: HealthServicer,
+        drain: Drain,
+        endpoint: MetricsEndpoint | None,
+    ) -> None:
+        self.config = config
+        self.drain = drain
+        self.server = server
+        self.port = port
+        self.judging = judging
+        self.metrics = metrics
+        self.health = health
+        self.endpoint = endpoint
+
+    @property
+    def target(self) -> str:
+        """``host:port`` for clients."""
+        return f"{self.config.host}:{self.port}"
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port of ``/metrics``, if served."""
+        return None if self.endpoint is None else self.endpoint.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new calls, let calls in flight finish within ``grace`` seconds, stop."""
+        grace = self.config.grace_seconds if grace is None else grace
+        deadline = time.monotonic() + grace
+        await self.health.enter_graceful_shutdown()
+        await self.drain.drain(grace)
+        await self.server.stop(max(0.0, deadline - time.monotonic()))
+        await self.judging.close()
+        if self.endpoint is not None:
+            self.endpoint.close()
+
+
+async def start(config: ServerConfig, *, judging: Judging | None = None) -> RunningServer:
+    """Build and start a server; the judge pool is warm when this returns.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        Address, limits, security and observability.
+    judging : Judging, optional
+        Where judgements run; a pool of ``config.workers`` processes by default.
+
+    Returns
+    -------
+    RunningServer
+        The server, serving.
+    """
+    creds = credentials(config)
+    token = None if config.auth_token_file is None else read_token(config.auth_token_file)
+    metrics = ServiceMetrics()
+    observing = ObservingInterceptor(metrics)
+    if judging is None:
+        judging = Judging(
+            workers=default_workers() if config.workers is None else config.workers,
+            inline_max_points=config.inline_max_points,
+            contention=partial(observing.arrived, "Judge"),
+            on_abandoned=metrics.abandon,
+        )
+    drain = Drain()
+    interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]
+    if token is not None:
+        interceptors.append(BearerTokenAuth(token))
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    server.add_generic_rpc_handlers(
+        (GatekeeperServicer(judging=judging, metrics=metrics).handler(),)
+    )
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    reflection.enable_server_reflection((SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
+    address = f"{config.host}:{config.port}"
+    try:
+        port = (
+            server.add_insecure_port(address)
+            if creds is None
+            else server.add_secure_port(address, creds)
+        )
+    except RuntimeError as exc:
+        raise FailedPrecondition(f"cannot listen on {address}: {exc}") from None
+    await judging.start()
+    endpoint = None
+    if config.metrics_port is not None:
+        endpoint = MetricsEndpoint(metrics, host=config.host, port=config.metrics_port)
+    await server.start()
+    for name in ("", SERVICE):
+        await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return RunningServer(
+        config=config,
+        server=server,
+        port=port,
+        judging=judging,
+        metrics=metrics,
+        health=health,
+        drain=drain,
+        endpoint=endpoint,
+    )
+
+
+async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully.
+
+    Parameters
+    ----------
+    config : ServerConfig
+        What to serve.
+    announce : callable
+        Told the address once the server listens (stdout by default: ``gatekeeper serve
+        --port 0`` prints the port it got).
+    """
+    running = await start(config)
+    announce(f"gatekeeper serving on {running.target}")
+    if running.metrics_port is not None:
+        announce(f"metrics on http://{config.host}:{running.metrics_port}/metrics")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    log.info("serving", extra={"address": running.target, "workers": running.judging.workers})
+    await stopping.wait()
+    log.info(
+        "shutting down: finishing calls in flight", extra={"grace_seconds": config.grace_seconds}
+    )
+    await running.stop()
+    log.info("stopped")

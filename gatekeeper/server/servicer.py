@@ -1,0 +1,99 @@
+"""The ``gatekeeper.api.v1.Gatekeeper`` service: proto <-> domain, nothing else.
+
+Methods are registered with bytes in and bytes out: the servicer decodes requests itself
+(:func:`gatekeeper.wire.parse_judge_request`), so that an undecodable message is
+INVALID_ARGUMENT with a field violation rather than gRPC's UNKNOWN with exception text,
+and pooled judgements pass the bytes on without re-encoding them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NoReturn
+
+import grpc
+import grpc.aio
+from grpc_status import rpc_status
+
+from gatekeeper import wire
+from gatekeeper.errors import GatekeeperError
+from gatekeeper.server.dispatch import Judging
+from gatekeeper.server.errors import to_status
+from gatekeeper.server.logs import REQUEST_ID
+from gatekeeper.server.metrics import ServiceMetrics
+from gatekeeper.server.worker import Judged
+
+SERVICE = "gatekeeper.api.v1.Gatekeeper"
+ANALYZE_UNIMPLEMENTED = (
+    "Analyze is not available yet: this server has no metric source; "
+    "send the data with Judge instead"
+)
+
+log = logging.getLogger("gatekeeper.server")
+
+Context = grpc.aio.ServicerContext[bytes, bytes]
+
+
+async def abort(context: Context, error: BaseException) -> NoReturn:
+    """End the call with the status that DESIGN.md's table gives ``error``."""
+    call_id = REQUEST_ID.get()
+    if not isinstance(error, GatekeeperError):
+        log.error("unexpected error", exc_info=error, extra={"request_id": call_id})
+    status = rpc_status.to_status(to_status(error, request_id=call_id))
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+class GatekeeperServicer:
+    """Judge (and, later, Analyze) over gRPC.
+
+    Parameters
+    ----------
+    judging : Judging
+        Runs judgements inline or in the process pool.
+    metrics : ServiceMetrics
+        Verdict and judge-time instruments.
+    """
+
+    def __init__(self, *, judging: Judging, metrics: ServiceMetrics) -> None:
+        self._judging = judging
+        self._metrics = metrics
+
+    async def Judge(self, data: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC name)
+        """Decode, judge, encode; every failure becomes a status of the table."""
+        try:
+            request = wire.parse_judge_request(data, json=False)
+            judged = await self._judging.judge(
+                data, request, time_remaining=context.time_remaining()
+            )
+        except Exception as error:
+            await abort(context, error)
+        self._record(judged)
+        return judged.verdict
+
+    async def Analyze(self, data: bytes, context: Context) -> bytes:  # noqa: N802
+        """Not available until the gatekeeper has a metric source."""
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, ANALYZE_UNIMPLEMENTED)
+
+    def _record(self, judged: Judged) -> None:
+        self._metrics.verdicts.labels(decision=judged.decision).inc()
+        self._metrics.judge_seconds.observe(judged.judge_seconds)
+        log.info(
+            "verdict %s: %s",
+            judged.decision,
+            judged.summary,
+            extra={
+                "request_id": REQUEST_ID.get(),
+                "decision": judged.decision,
+                "summary": judged.summary,
+                "score": judged.score,
+                "judge_ms": round(judged.judge_seconds * 1e3, 3),
+            },
+        )
+
+    def handler(self) -> grpc.GenericRpcHandler:  # type: ignore[type-arg]
+        """The service's methods, bytes in and bytes out."""
+        methods: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            "Judge": grpc.unary_unary_rpc_method_handler(self.Judge),
+            "Analyze": grpc.unary_unary_rpc_method_handler(self.Analyze),
+        }
+        return grpc.method_handlers_generic_handler(SERVICE, methods)
