@@ -14,7 +14,15 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gatekeeper.errors import FieldViolation, InvalidArgument
 from gatekeeper.sources import queries
@@ -22,19 +30,21 @@ from gatekeeper.stats import model
 from gatekeeper.stats.results import Direction, MetricKind
 
 _INNER_PATH = re.compile(r"^(metrics\[\d+\]\.\w+): (.*)$", re.DOTALL)
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION = re.compile(
+    r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
 
 Fraction = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
 
 
 def parse_duration(text: str) -> float:
-    """Seconds of a Prometheus duration such as ``30s``, ``1m30s``, ``2h``, ``500ms``."""
+    """Seconds of a Prometheus duration such as ``30s``, ``1m30s``, ``2h``, ``7d``, ``500ms``."""
     match = _DURATION.match(text.strip())
     if not text.strip() or not match or not any(match.groups()):
         raise ValueError(f"must be a duration such as 30s, 1m or 1h30m, got {text!r}")
-    hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds + millis / 1000
+    weeks, days, hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds + millis / 1000
 
 
 def format_duration(seconds: float) -> str:
@@ -63,6 +73,12 @@ class KayentaMetricSpec(_Strict):
     nodata_fail: bool = False
 
 
+def _queries_required(info: ValidationInfo) -> bool:
+    """Whether metrics must bring queries (not for recorded data: ``{"queries": False}``)."""
+    context = info.context if isinstance(info.context, dict) else {}
+    return bool(context.get("queries", True))
+
+
 class MetricSpec(_Strict):
     """One metric of an analysis."""
 
@@ -88,7 +104,7 @@ class MetricSpec(_Strict):
     kayenta: KayentaMetricSpec = KayentaMetricSpec()
 
     @model_validator(mode="after")
-    def _queries_match_the_kind(self) -> MetricSpec:
+    def _queries_match_the_kind(self, info: ValidationInfo) -> MetricSpec:
         custom = {r: getattr(self, r) for r in ("query", "bad", "total", "buckets")}
         given = {role for role, text in custom.items() if text is not None}
         if self.template is not None:
@@ -102,6 +118,8 @@ class MetricSpec(_Strict):
             raise ValueError(
                 "needs a template (e.g. request-success-rate) or a kind with its queries"
             )
+        if not given and not _queries_required(info):
+            return self
         needed = set(queries.ROLES[MetricKind(self.kind)])
         if given != needed:
             raise ValueError(
@@ -284,8 +302,19 @@ def _violations(error: ValidationError) -> list[FieldViolation]:
     return found
 
 
-def load_spec(text: str, *, field: str = "spec") -> AnalysisSpec:
+def load_spec(text: str, *, field: str = "spec", queries: bool = True) -> AnalysisSpec:
     """Parse and validate an analysis spec (YAML or JSON).
+
+    Parameters
+    ----------
+    text : str
+        The spec, YAML or JSON.
+    field : str
+        The name of the spec in violations of its top level.
+    queries : bool
+        Whether a metric with a ``kind`` must bring its queries. False for recorded data
+        (:mod:`gatekeeper.replay`), where a metric needs only its name, its kind or template
+        and its judgement settings.
 
     Raises
     ------
@@ -299,6 +328,6 @@ def load_spec(text: str, *, field: str = "spec") -> AnalysisSpec:
     if not isinstance(raw, dict):
         raise InvalidArgument.single(field, "must be a mapping with provider, interval and metrics")
     try:
-        return AnalysisSpec.model_validate(raw)
+        return AnalysisSpec.model_validate(raw, context={"queries": queries})
     except ValidationError as exc:
         raise InvalidArgument(_violations(exc)) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -29,8 +30,13 @@ class Window:
 
     @property
     def points(self) -> int:
-        """Number of evaluation times (whole steps in the window)."""
-        return int((self.end - self.start) // self.step + 1e-9)
+        """Number of evaluation times (whole steps in the window).
+
+        ``end - start`` carries the rounding error of Unix seconds (a few ulps of ``end``):
+        a window built as ``start + n * step`` has n points whatever that error.
+        """
+        slack = 4.0 * math.ulp(max(abs(self.start), abs(self.end)))
+        return math.floor((self.end - self.start + slack) / self.step)
 
     @property
     def times(self) -> FloatArray:
