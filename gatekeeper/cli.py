@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
-from gatekeeper import engine, wire
+from gatekeeper import engine, kayenta_import, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
-from gatekeeper.present import decision_name, verdict_table
+from gatekeeper.present import compare_verdicts, comparison_table, decision_name, verdict_table
+from gatekeeper.replay import command as replay_command
+from gatekeeper.server import analysis as analysis_limits
 from gatekeeper.server import app, logs
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS
+from gatekeeper.sources.base import Window
+from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
+from gatekeeper.spec import load_spec, parse_duration
 
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2, 3, 4
 EXIT_CODES = {
@@ -91,9 +100,41 @@ def _print_verdict(verdict: pb.Verdict, output: str) -> None:
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     path = Path(args.file)
+    if args.compare:
+        return _compare(path, args.output)
     verdict = judge_file(path) if args.server is None else judge_remote(path, args)
     _print_verdict(verdict, args.output)
     return EXIT_CODES[verdict.decision]
+
+
+def judge_both_modes(path: Path) -> tuple[pb.Verdict, pb.Verdict]:
+    """The request judged in the default mode and in KAYENTA mode."""
+    request = read_request(path)
+    verdicts = []
+    for mode in (pb.JUDGE_MODE_DEFAULT, pb.JUDGE_MODE_KAYENTA):
+        request.mode = mode
+        judged = wire.judge_input(request)
+        verdicts.append(wire.verdict_message(engine.judge(judged.metrics, judged.settings)))
+    return verdicts[0], verdicts[1]
+
+
+def _compare(path: Path, output: str) -> int:
+    """``judge --compare``: both modes, metric by metric; exit code of the default mode."""
+    ours, theirs = judge_both_modes(path)
+    if output == "json":
+        print(
+            json.dumps(
+                {
+                    "default": json.loads(wire.verdict_json(ours)),
+                    "kayenta": json.loads(wire.verdict_json(theirs)),
+                    "differences": [asdict(d) for d in compare_verdicts(ours, theirs)],
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(comparison_table(ours, theirs))
+    return EXIT_CODES[ours.decision]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -106,6 +147,139 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"== {path.name}: {decision_name(verdict.decision)}")
         print(verdict_table(verdict))
         print()
+    return EXIT_PASS
+
+
+def parse_time(text: str, *, field: str) -> float:
+    """Unix seconds from RFC 3339 (``2026-11-27T02:30:00Z``) or epoch seconds."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument.single(
+            field, f"must be RFC 3339 (2026-11-27T02:30:00Z) or epoch seconds, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise InvalidArgument.single(field, f"needs a time zone (Z or +hh:mm), got {text!r}")
+    return moment.timestamp()
+
+
+def _duration(text: str, *, field: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise InvalidArgument.single(field, str(exc)) from None
+
+
+def _analysis_window(args: argparse.Namespace) -> tuple[float, float]:
+    if args.since is not None:
+        if args.start is not None or args.end is not None:
+            raise UsageError("give either --since or --start and --end")
+        end = time.time()
+        return end - _duration(args.since, field="--since"), end
+    if args.start is None or args.end is None:
+        if args.preflight:
+            end = time.time() if args.end is None else parse_time(args.end, field="--end")
+            return end - _duration(args.lookback, field="--lookback"), end
+        raise UsageError("give --since DURATION, or --start T and --end T")
+    return parse_time(args.start, field="--start"), parse_time(args.end, field="--end")
+
+
+def _prometheus_options(args: argparse.Namespace) -> PrometheusOptions:
+    headers = {}
+    for item in args.prometheus_header or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--prometheus-header must be NAME=VALUE, got {item!r}")
+        headers[name.strip()] = value
+    token = None
+    if args.prometheus_token_file:
+        try:
+            token = Path(args.prometheus_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --prometheus-token-file: {exc}") from None
+    return PrometheusOptions(
+        timeout_seconds=args.prometheus_timeout,
+        bearer_token=token,
+        ca_file=args.prometheus_ca,
+        insecure_skip_verify=args.prometheus_insecure,
+        headers=headers,
+    )
+
+
+def _read_text(path: str, field: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgument.single(field, f"cannot read {path}: {exc}") from None
+
+
+def analyze_local(args: argparse.Namespace) -> pb.Verdict:
+    """Fetch from ``--prometheus`` and judge in this process."""
+    spec = load_spec(_read_text(args.spec, "--spec"), field="--spec")
+    start, end = _analysis_window(args)
+    source = PrometheusSource(args.prometheus, _prometheus_options(args))
+    try:
+        if args.preflight:
+            verdict = engine.preflight(
+                spec, source=source, baseline=args.baseline, end=end, lookback_seconds=end - start
+            )
+        else:
+            step = _duration(args.interval, field="--interval") if args.interval else None
+            window = Window(start=start, end=end, step=step or spec.interval_seconds)
+            sides = engine.Sides(baseline=args.baseline, canary=args.canary or "")
+            verdict = engine.analyze(
+                spec, data=engine.PromQLData(source), sides=sides, window=window
+            )
+    finally:
+        source.close()
+    return wire.verdict_message(verdict)
+
+
+def analyze_remote(args: argparse.Namespace) -> pb.Verdict:
+    """Have the server at ``--server`` fetch and judge."""
+    start, end = _analysis_window(args)
+    request = pb.AnalyzeRequest(
+        spec=_read_text(args.spec, "--spec") if args.spec else "",
+        spec_name=args.spec_name or "",
+        baseline_selector=args.baseline,
+        canary_selector=args.canary or "",
+        preflight=args.preflight,
+    )
+    request.start.FromDatetime(datetime.datetime.fromtimestamp(start, datetime.UTC))
+    request.end.FromDatetime(datetime.datetime.fromtimestamp(end, datetime.UTC))
+    if args.interval:
+        request.interval.FromTimedelta(
+            datetime.timedelta(seconds=_duration(args.interval, field="--interval"))
+        )
+    with GatekeeperClient(args.server, timeout=args.timeout, security=_security(args)) as client:
+        return client.analyze(request)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    if (args.server is None) == (args.prometheus is None):
+        raise UsageError("give either --prometheus URL (judge here) or --server HOST:PORT")
+    if args.server is None and not args.spec:
+        raise UsageError("--spec FILE is required without --server")
+    if not args.preflight and not args.canary:
+        raise UsageError("--canary SELECTOR is required (except with --preflight)")
+    verdict = analyze_local(args) if args.server is None else analyze_remote(args)
+    _print_verdict(verdict, args.output)
+    return EXIT_CODES[verdict.decision]
+
+
+def _cmd_import_kayenta(args: argparse.Namespace) -> int:
+    conversion = kayenta_import.convert_text(_read_text(args.config, "CONFIG.json"))
+    for message in conversion.messages:
+        print(f"note: {message}", file=sys.stderr)
+    text = conversion.yaml()
+    if args.output_file:
+        Path(args.output_file).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
     return EXIT_PASS
 
 
@@ -122,6 +296,12 @@ def _server_config(args: argparse.Namespace) -> app.ServerConfig:
         tls_client_ca=_optional_path(args.tls_client_ca),
         auth_token_file=_optional_path(args.auth_token_file),
         metrics_port=args.metrics_port,
+        prometheus_url=args.prometheus,
+        prometheus=_prometheus_options(args),
+        spec_dir=_optional_path(args.spec_dir),
+        allow_custom_queries=args.allow_custom_queries,
+        max_points=args.max_points,
+        max_window_seconds=_duration(args.max_window, field="--max-window"),
     )
 
 
@@ -167,7 +347,54 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
     serve.add_argument("--log-format", choices=("json", "text"), default="text")
     serve.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
+    analysis = serve.add_argument_group("Analyze: metric source and specs")
+    analysis.add_argument("--spec-dir", metavar="DIR", help="named specs (file stem = name)")
+    analysis.add_argument(
+        "--allow-custom-queries",
+        action="store_true",
+        help="let inline specs bring their own PromQL (otherwise built-in templates only)",
+    )
+    analysis.add_argument("--max-points", type=int, default=analysis_limits.DEFAULT_MAX_POINTS)
+    analysis.add_argument("--max-window", default="7d", help="longest window a request may ask")
+    _add_prometheus_flags(serve)
     serve.set_defaults(run=_cmd_serve)
+
+
+def _add_prometheus_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Prometheus (or Thanos, Mimir, VictoriaMetrics)")
+    group.add_argument("--prometheus", metavar="URL", help="the Prometheus HTTP API")
+    group.add_argument("--prometheus-timeout", type=float, default=10.0, help="seconds a query")
+    group.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token")
+    group.add_argument("--prometheus-ca", metavar="PEM", help="CA of the server certificate")
+    group.add_argument("--prometheus-insecure", action="store_true", help="skip TLS checks")
+    group.add_argument(
+        "--prometheus-header",
+        action="append",
+        metavar="NAME=VALUE",
+        help="extra header, e.g. X-Scope-OrgID=tenant (repeatable)",
+    )
+
+
+def _add_analyze(commands: argparse._SubParsersAction[_Parser]) -> None:
+    analyze = commands.add_parser(
+        "analyze", help="fetch baseline and canary from Prometheus and judge them"
+    )
+    analyze.add_argument("--spec", metavar="FILE", help="analysis spec (YAML or JSON)")
+    analyze.add_argument("--spec-name", help="a spec the server was started with (--server)")
+    analyze.add_argument("--baseline", required=True, metavar="SELECTOR", help='e.g. version="v1"')
+    analyze.add_argument("--canary", metavar="SELECTOR", help='e.g. version="v2"')
+    analyze.add_argument("--since", metavar="DURATION", help="window ending now, e.g. 30m")
+    analyze.add_argument("--start", metavar="T", help="RFC 3339 or epoch seconds")
+    analyze.add_argument("--end", metavar="T", help="RFC 3339 or epoch seconds")
+    analyze.add_argument("--interval", metavar="DURATION", help="default: the spec's interval")
+    analyze.add_argument(
+        "--preflight", action="store_true", help="check the baseline has data over --lookback"
+    )
+    analyze.add_argument("--lookback", default="24h", help="preflight lookback (default 24h)")
+    analyze.add_argument("--output", choices=("json", "table"), default="table")
+    _add_prometheus_flags(analyze)
+    _add_judge_client_flags(analyze)
+    analyze.set_defaults(run=_cmd_analyze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,9 +405,22 @@ def build_parser() -> argparse.ArgumentParser:
     judge = commands.add_parser("judge", help="judge a JudgeRequest file (protobuf JSON mapping)")
     judge.add_argument("file", metavar="FILE")
     judge.add_argument("--output", choices=("json", "table"), default="table")
+    judge.add_argument(
+        "--compare",
+        action="store_true",
+        help="judge in the default and in KAYENTA mode and show where they differ",
+    )
     _add_judge_client_flags(judge)
     judge.set_defaults(run=_cmd_judge)
     _add_serve(commands)
+    _add_analyze(commands)
+    replay_command.register(commands)
+    kayenta = commands.add_parser(
+        "import-kayenta", help="convert a Kayenta canary config into a KAYENTA-mode spec"
+    )
+    kayenta.add_argument("config", metavar="CONFIG.json")
+    kayenta.add_argument("-o", "--output-file", metavar="FILE", help="write the spec here")
+    kayenta.set_defaults(run=_cmd_import_kayenta)
     demo = commands.add_parser("demo", help="judge the shipped example requests")
     demo.add_argument("--examples", default="examples", help="folder of example requests")
     demo.set_defaults(run=_cmd_demo)

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import grpc
 import grpc.aio
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -378,14 +379,35 @@ class GatekeeperClient(_Base):
             :class:`InvalidArgument` (with the violations), :class:`FailedPrecondition`,
             :class:`Unavailable`, :class:`DeadlineExceeded` or a :class:`RemoteError`.
         """
+        return self._call(self._stub.Judge, request, timeout=timeout, request_id=request_id)
+
+    def analyze(
+        self,
+        request: pb.AnalyzeRequest,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Verdict:
+        """Have the server fetch both sides from its metric source and judge them.
+
+        Parameters and errors as :meth:`judge`; a spec or query the source rejects is
+        :class:`FailedPrecondition`, a failing source a Verdict with decision ERROR.
+        """
+        return self._call(self._stub.Analyze, request, timeout=timeout, request_id=request_id)
+
+    def _call(
+        self,
+        method: Callable[..., pb.Verdict],
+        request: Message,
+        *,
+        timeout: float | None,
+        request_id: str | None,
+    ) -> pb.Verdict:
         metadata = self._metadata(request_id)
         attempts = self._attempts(timeout)
         while True:
             try:
-                verdict: pb.Verdict = self._stub.Judge(
-                    request, timeout=max(attempts.remaining(), 0.0), metadata=metadata
-                )
-                return verdict
+                return method(request, timeout=max(attempts.remaining(), 0.0), metadata=metadata)
             except grpc.RpcError as exc:
                 error = _rpc_error(exc)
             wait = attempts.next_wait(error)
@@ -453,14 +475,33 @@ class AsyncGatekeeperClient(_Base):
         request_id: str | None = None,
     ) -> pb.Verdict:
         """Judge the data of ``request`` on the server (see :meth:`GatekeeperClient.judge`)."""
+        return await self._call(self._stub.Judge, request, timeout=timeout, request_id=request_id)
+
+    async def analyze(
+        self,
+        request: pb.AnalyzeRequest,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Verdict:
+        """Fetch and judge on the server (see :meth:`GatekeeperClient.analyze`)."""
+        return await self._call(self._stub.Analyze, request, timeout=timeout, request_id=request_id)
+
+    async def _call(
+        self,
+        method: Callable[..., Awaitable[pb.Verdict]],
+        request: Message,
+        *,
+        timeout: float | None,
+        request_id: str | None,
+    ) -> pb.Verdict:
         metadata = self._metadata(request_id)
         attempts = self._attempts(timeout)
         while True:
             try:
-                verdict: pb.Verdict = await self._stub.Judge(
+                return await method(
                     request, timeout=max(attempts.remaining(), 0.0), metadata=metadata
                 )
-                return verdict
             except grpc.aio.AioRpcError as exc:
                 error = map_error(exc.code(), exc.details() or "", exc.trailing_metadata())
             wait = attempts.next_wait(error)

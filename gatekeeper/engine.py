@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -65,6 +66,30 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
         )
     classified = classify.classify(metrics, alpha=alpha, beta=settings.beta)
     return score.build_verdict(classified, metrics, settings, alpha=alpha)
+
+
+class DataSource(Protocol):
+    """Where Analyze gets both sides' data for a spec over a window.
+
+    :class:`PromQLData` renders the spec's queries for a PromQL source (Prometheus and
+    compatibles); other implementations (recorded or simulated data) read the metrics by
+    name and kind.
+    """
+
+    def fetch(self, spec: AnalysisSpec, *, sides: Sides, window: Window) -> list[MetricData]:
+        """Both sides of every metric of ``spec`` over ``window``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PromQLData:
+    """A :class:`DataSource` over a PromQL :class:`~gatekeeper.sources.base.MetricSource`."""
+
+    source: MetricSource
+
+    def fetch(self, spec: AnalysisSpec, *, sides: Sides, window: Window) -> list[MetricData]:
+        """Render, query and assemble (see :func:`fetch`)."""
+        return fetch(spec, source=self.source, sides=sides, window=window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,13 +227,13 @@ def _named(
 def analyze(
     spec: AnalysisSpec,
     *,
-    source: MetricSource,
+    data: DataSource,
     sides: Sides,
     window: Window,
     look: LookPosition | None = None,
 ) -> Verdict:
-    """Fetch both sides of every metric over ``window`` and judge them."""
-    metrics = fetch(spec, source=source, sides=sides, window=window)
+    """Fetch both sides of every metric over ``window`` from ``data`` and judge them."""
+    metrics = data.fetch(spec, sides=sides, window=window)
     return judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
 
 

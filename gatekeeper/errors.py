@@ -51,6 +51,10 @@ class InvalidArgument(PermanentError):
         self.violations: tuple[FieldViolation, ...] = items
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in items))
 
+    def __reduce__(self) -> tuple[type[InvalidArgument], tuple[tuple[FieldViolation, ...]]]:
+        """Pickle by violations (errors cross process pools)."""
+        return (type(self), (self.violations,))
+
     @classmethod
     def single(cls, field: str, description: str) -> InvalidArgument:
         """One violation."""
@@ -97,3 +101,11 @@ class QueryRejected(FailedPrecondition):
         self.query = query
         self.metric = metric
         super().__init__(message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle with the query and metric (errors cross process pools)."""
+        return (_query_rejected, (str(self), self.query, self.metric))
+
+
+def _query_rejected(message: str, query: str, metric: str) -> QueryRejected:
+    return QueryRejected(message, query=query, metric=metric)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 
@@ -67,4 +68,68 @@ def verdict_table(verdict: pb.Verdict) -> str:
             + (f", {hint.rps:.3g} rps for {hint.seconds} s" if hint.seconds else "")
         )
     lines.append("(* critical)")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One metric judged by both modes."""
+
+    metric: str
+    default: str
+    kayenta: str
+    default_effect: str
+    kayenta_effect: str
+    differs: bool
+
+
+def _outcome(result: pb.MetricResult) -> str:
+    return pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")
+
+
+def compare_verdicts(ours: pb.Verdict, theirs: pb.Verdict) -> list[Difference]:
+    """Metric by metric: the default mode's outcome and effect beside KAYENTA mode's."""
+    kayenta = {m.name: m for m in theirs.metrics}
+    found = []
+    for mine in ours.metrics:
+        other = kayenta.get(mine.name)
+        other_outcome = _outcome(other) if other is not None else "-"
+        found.append(
+            Difference(
+                metric=mine.name,
+                default=_outcome(mine),
+                kayenta=other_outcome,
+                default_effect=_effect(mine.effect),
+                kayenta_effect=_effect(other.effect) if other is not None else "-",
+                differs=_outcome(mine) != other_outcome,
+            )
+        )
+    return found
+
+
+def comparison_table(ours: pb.Verdict, theirs: pb.Verdict) -> str:
+    """Both modes' decisions, then the metrics, differences marked with ``!``."""
+    rows = [("metric", "default", "KAYENTA", "default effect", "KAYENTA effect", "")]
+    for d in compare_verdicts(ours, theirs):
+        rows.append(
+            (
+                d.metric,
+                d.default,
+                d.kayenta,
+                d.default_effect,
+                d.kayenta_effect,
+                "!" if d.differs else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [
+        f"default mode: {decision_name(ours.decision)} ({ours.summary})",
+        f"KAYENTA mode: {decision_name(theirs.decision)} ({theirs.summary})",
+        "",
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    for mine in ours.metrics:
+        lines.append(f"{mine.name} (default): {mine.reason}")
+    for other in theirs.metrics:
+        lines.append(f"{other.name} (KAYENTA): {other.reason}")
     return "\n".join(lines)

@@ -13,7 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -23,13 +23,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
+from gatekeeper.engine import DataSource, PromQLData
 from gatekeeper.errors import FailedPrecondition
+from gatekeeper.server.analysis import (
+    DEFAULT_MAX_POINTS,
+    DEFAULT_MAX_WINDOW_SECONDS,
+    AnalysisService,
+    load_spec_dir,
+)
 from gatekeeper.server.auth import BearerTokenAuth, read_token
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS, Judging
 from gatekeeper.server.drain import Drain
 from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
 from gatekeeper.server.observe import ObservingInterceptor
 from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
+from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 
 log = logging.getLogger("gatekeeper.server")
 
@@ -59,6 +67,30 @@ class ServerConfig:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     metrics_port: int | None = None
+    prometheus_url: str | None = None
+    prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
+    spec_dir: Path | None = None
+    allow_custom_queries: bool = False
+    max_points: int = DEFAULT_MAX_POINTS
+    max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+
+
+def analysis_service(config: ServerConfig, data: DataSource | None) -> AnalysisService:
+    """Analyze's source, named specs and limits; ``data`` overrides ``--prometheus``."""
+    specs = {} if config.spec_dir is None else load_spec_dir(config.spec_dir)
+    promql = None
+    if config.prometheus_url is not None:
+        promql = PrometheusSource(config.prometheus_url, config.prometheus)
+    if data is None and promql is not None:
+        data = PromQLData(promql)
+    return AnalysisService(
+        data=data,
+        promql=promql,
+        specs=specs,
+        allow_custom_queries=config.allow_custom_queries,
+        max_points=config.max_points,
+        max_window_seconds=config.max_window_seconds,
+    )
 
 
 def _read(path: Path, what: str) -> bytes:
@@ -129,15 +161,20 @@ class RunningServer:
             self.endpoint.close()
 
 
-async def start(config: ServerConfig, *, judging: Judging | None = None) -> RunningServer:
+async def start(
+    config: ServerConfig, *, judging: Judging | None = None, data: DataSource | None = None
+) -> RunningServer:
     """Build and start a server; the judge pool is warm when this returns.
 
     Parameters
     ----------
     config : ServerConfig
-        Address, limits, security and observability.
+        Address, limits, security, observability and the metric source.
     judging : Judging, optional
         Where judgements run; a pool of ``config.workers`` processes by default.
+    data : DataSource, optional
+        Analyze's data source, in place of ``config.prometheus_url`` (recorded or simulated
+        data, for tests and the demo).
 
     Returns
     -------
@@ -145,6 +182,7 @@ async def start(config: ServerConfig, *, judging: Judging | None = None) -> Runn
         The server, serving.
     """
     creds = credentials(config)
+    analysis = analysis_service(config, data)
     token = None if config.auth_token_file is None else read_token(config.auth_token_file)
     metrics = ServiceMetrics()
     observing = ObservingInterceptor(metrics)
@@ -167,7 +205,7 @@ async def start(config: ServerConfig, *, judging: Judging | None = None) -> Runn
         ],
     )
     server.add_generic_rpc_handlers(
-        (GatekeeperServicer(judging=judging, metrics=metrics).handler(),)
+        (GatekeeperServicer(judging=judging, metrics=metrics, analysis=analysis).handler(),)
     )
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

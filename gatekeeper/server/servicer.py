@@ -9,6 +9,7 @@ and pooled judgements pass the bytes on without re-encoding them.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, NoReturn
 
 import grpc
@@ -16,7 +17,9 @@ import grpc.aio
 from grpc_status import rpc_status
 
 from gatekeeper import wire
+from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import GatekeeperError
+from gatekeeper.server.analysis import AnalysisService
 from gatekeeper.server.dispatch import Judging
 from gatekeeper.server.errors import to_status
 from gatekeeper.server.logs import REQUEST_ID
@@ -24,10 +27,6 @@ from gatekeeper.server.metrics import ServiceMetrics
 from gatekeeper.server.worker import Judged
 
 SERVICE = "gatekeeper.api.v1.Gatekeeper"
-ANALYZE_UNIMPLEMENTED = (
-    "Analyze is not available yet: this server has no metric source; "
-    "send the data with Judge instead"
-)
 
 log = logging.getLogger("gatekeeper.server")
 
@@ -54,9 +53,12 @@ class GatekeeperServicer:
         Verdict and judge-time instruments.
     """
 
-    def __init__(self, *, judging: Judging, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, *, judging: Judging, metrics: ServiceMetrics, analysis: AnalysisService
+    ) -> None:
         self._judging = judging
         self._metrics = metrics
+        self._analysis = analysis
 
     async def Judge(self, data: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC name)
         """Decode, judge, encode; every failure becomes a status of the table."""
@@ -71,8 +73,27 @@ class GatekeeperServicer:
         return judged.verdict
 
     async def Analyze(self, data: bytes, context: Context) -> bytes:  # noqa: N802
-        """Not available until the gatekeeper has a metric source."""
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, ANALYZE_UNIMPLEMENTED)
+        """Fetch from the metric source and judge; failures become statuses of the table."""
+        try:
+            started = time.perf_counter()
+            answer = await self._analysis.analyze(data)
+        except Exception as error:
+            await abort(context, error)
+        verdict = pb.Verdict.FromString(answer)
+        decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
+        self._metrics.verdicts.labels(decision=decision).inc()
+        log.info(
+            "analysis verdict %s: %s",
+            decision,
+            verdict.summary,
+            extra={
+                "request_id": REQUEST_ID.get(),
+                "decision": decision,
+                "summary": verdict.summary,
+                "analyze_ms": round((time.perf_counter() - started) * 1e3, 3),
+            },
+        )
+        return answer
 
     def _record(self, judged: Judged) -> None:
         self._metrics.verdicts.labels(decision=judged.decision).inc()

@@ -38,7 +38,10 @@ def analyze(server: PrometheusServer, spec: AnalysisSpec, **options: object):  #
     source = PrometheusSource(server.url, PrometheusOptions(**options))  # type: ignore[arg-type]
     try:
         return engine.analyze(
-            spec, source=source, sides=SIDES, window=Window(server.start, server.end, 30.0)
+            spec,
+            data=engine.PromQLData(source),
+            sides=SIDES,
+            window=Window(server.start, server.end, 30.0),
         )
     finally:
         source.close()
@@ -111,7 +114,7 @@ def test_a_selector_that_is_not_label_matchers_is_refused(prometheus: Prometheus
     with pytest.raises(InvalidArgument) as caught:
         engine.analyze(
             spec_for("generic", "healthy"),
-            source=source,
+            data=engine.PromQLData(source),
             sides=engine.Sides('track="baseline"} or vector(1) or up{x="', 'track="canary"'),
             window=Window(prometheus.start, prometheus.end, 30.0),
         )
@@ -122,7 +125,7 @@ def test_identical_selectors_are_refused(prometheus: PrometheusServer) -> None:
     with pytest.raises(InvalidArgument, match="same queries for baseline and canary"):
         engine.analyze(
             spec_for("generic", "healthy"),
-            source=PrometheusSource(prometheus.url),
+            data=engine.PromQLData(PrometheusSource(prometheus.url)),
             sides=engine.Sides('track="canary"', 'track="canary"'),
             window=Window(prometheus.start, prometheus.end, 30.0),
         )

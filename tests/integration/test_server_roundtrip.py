@@ -53,13 +53,13 @@ def test_reflection_lists_the_gatekeeper_and_health_services(grpc_server: Server
     assert {"gatekeeper.api.v1.Gatekeeper", "grpc.health.v1.Health"} <= names
 
 
-def test_analyze_answers_unimplemented_with_a_clear_message(
+def test_analyze_without_a_metric_source_says_how_to_configure_one(
     stub: pb_grpc.GatekeeperStub,
 ) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         stub.Analyze(pb.AnalyzeRequest(spec_name="checkout"), timeout=5)
-    assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
-    assert "Judge" in caught.value.details()  # type: ignore[attr-defined]
+    assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
+    assert "--prometheus" in caught.value.details()  # type: ignore[attr-defined]
 
 
 def test_metrics_endpoint_counts_calls_verdicts_and_judge_time(

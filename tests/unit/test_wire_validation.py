@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 from google.protobuf import json_format
 
 from gatekeeper import engine, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
-from gatekeeper.errors import InvalidArgument
+from gatekeeper.errors import InvalidArgument, QueryRejected
 from gatekeeper.stats.model import JudgeMode
 from gatekeeper.stats.results import Direction, MetricKind
 
@@ -171,3 +172,10 @@ def test_verdict_json_includes_zero_valued_fields() -> None:
     parsed = json_format.Parse(text, pb.Verdict())
     assert parsed == message
     assert '"score"' in text and '"queries": []' in text
+
+
+def test_domain_errors_survive_pickling_across_process_pools() -> None:
+    invalid = pickle.loads(pickle.dumps(InvalidArgument.single("metrics[0].kind", "unknown")))
+    assert invalid.violations[0].field == "metrics[0].kind"
+    rejected = pickle.loads(pickle.dumps(QueryRejected("bad", query="sum(", metric="m")))
+    assert (str(rejected), rejected.query, rejected.metric) == ("bad", "sum(", "m")
