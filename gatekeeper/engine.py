@@ -19,7 +19,7 @@ from gatekeeper.errors import InvalidArgument, QueryRejected, SourceError
 from gatekeeper.sources import queries, series
 from gatekeeper.sources.base import MetricSource, RangeSeries, Window
 from gatekeeper.spec import AnalysisSpec, MetricSpec, format_duration
-from gatekeeper.stats import classify, score, sequential
+from gatekeeper.stats import classify, score
 from gatekeeper.stats.kayenta import judge as kayenta_judge
 from gatekeeper.stats.model import (
     JudgeMode,
@@ -59,13 +59,9 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     """
     if settings.mode is JudgeMode.KAYENTA:
         return kayenta_judge.judge(metrics, settings)
-    alpha = settings.alpha
-    if settings.look is not None:
-        alpha = sequential.look_alpha(
-            alpha=alpha, index=settings.look.index, planned=settings.look.planned
-        )
-    classified = classify.classify(metrics, alpha=alpha, beta=settings.beta)
-    return score.build_verdict(classified, metrics, settings, alpha=alpha)
+    looks = classify.Looks(position=settings.look, alpha=settings.alpha)
+    classified = classify.classify(metrics, alpha=settings.alpha, beta=settings.beta, looks=looks)
+    return score.build_verdict(classified, metrics, settings, alpha=settings.alpha)
 
 
 class DataSource(Protocol):

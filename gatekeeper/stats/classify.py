@@ -28,8 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gatekeeper.stats import mann_whitney, power, preprocess, rates, tails
-from gatekeeper.stats.model import FloatArray, HistogramSeries, MetricData, RatioSeries
+from gatekeeper.stats import mann_whitney, power, preprocess, rates, sequential, tails
+from gatekeeper.stats.model import (
+    FloatArray,
+    HistogramSeries,
+    LookPosition,
+    MetricData,
+    RatioSeries,
+)
 from gatekeeper.stats.results import Direction, Effect, MetricKind, Outcome, SideSummary
 
 _EPS = 1e-12
@@ -61,6 +67,37 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class Looks:
+    """Fixed-sample inference, or inference valid at every look of an analysis.
+
+    With a look position, counts (RATIO, tails) use the e-processes of :mod:`sequential`,
+    valid at any number of looks; tests without one (VALUES' rank test, the absolute-tolerance
+    score test) have their FAIL p-values multiplied by ``alpha / look_alpha``, so that
+    comparing them with a level spends only this look's share of alpha.
+    """
+
+    position: LookPosition | None = None
+    alpha: float = 0.01
+
+    @property
+    def anytime(self) -> bool:
+        """Whether this is one look of a sequential analysis."""
+        return self.position is not None
+
+    def spent(self, p_value: float) -> float:
+        """A fixed-sample FAIL p-value made valid over the looks by alpha spending."""
+        if self.position is None:
+            return p_value
+        share = sequential.look_alpha(
+            alpha=self.alpha, index=self.position.index, planned=self.position.planned
+        )
+        return min(1.0, p_value * self.alpha / share)
+
+
+FIXED = Looks()
+
+
+@dataclass(frozen=True, slots=True)
 class _Tests:
     """p-values against both boundaries (INCREASE and DECREASE), as the kind computes them."""
 
@@ -78,6 +115,15 @@ def _combine(direction: Direction, tests: _Tests) -> tuple[float, float, Outcome
     harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
     p_fail = min(1.0, 2.0 * min(tests.fail_high, tests.fail_low))
     return p_fail, max(tests.pass_high, tests.pass_low), harm
+
+
+def _purposes(direction: Direction) -> tuple[str, str]:
+    """Which test each effect bound belongs to: (lower, upper), "fail" or "pass"."""
+    if direction is Direction.INCREASE:
+        return "fail", "pass"
+    if direction is Direction.DECREASE:
+        return "pass", "fail"
+    return "fail", "fail"
 
 
 def _levels(direction: Direction, alpha: float, beta: float) -> tuple[float, float]:
@@ -120,26 +166,41 @@ def _ratio_summary(series: RatioSeries) -> SideSummary:
 
 
 def _ratio_tests(
-    counts: rates.StratifiedCounts, tolerance: float, absolute: float, direction: Direction
+    counts: rates.StratifiedCounts,
+    tolerance: float,
+    absolute: float,
+    direction: Direction,
+    looks: Looks,
 ) -> _Tests:
+    def p_value(ratio: float, alternative: str, purpose: str) -> float:
+        if looks.anytime:
+            return sequential.ratio_pvalue(
+                counts=counts, ratio=ratio, alternative=alternative, purpose=purpose
+            )
+        return rates.rate_ratio_pvalue(counts=counts, ratio=ratio, alternative=alternative)
+
     high = 1.0 + tolerance
     low = 1.0 / high
-    fail_high = rates.rate_ratio_pvalue(counts=counts, ratio=high, alternative="greater")
-    pass_high = rates.rate_ratio_pvalue(counts=counts, ratio=high, alternative="less")
+    fail_high = p_value(high, "greater", "fail")
+    pass_high = p_value(high, "less", "pass")
     fail_low, pass_low = 1.0, 0.0
     if direction is not Direction.INCREASE:
-        fail_low = rates.rate_ratio_pvalue(counts=counts, ratio=low, alternative="less")
-        pass_low = rates.rate_ratio_pvalue(counts=counts, ratio=low, alternative="greater")
+        fail_low = p_value(low, "less", "fail")
+        pass_low = p_value(low, "greater", "pass")
     if absolute > 0:
         up = rates.rate_difference_test(counts=counts, factor=high, offset=absolute)
-        fail_high, pass_high = max(fail_high, up.p_greater), min(pass_high, up.p_less)
+        fail_high = max(fail_high, looks.spent(up.p_greater))
+        pass_high = min(pass_high, up.p_less)
         if direction is not Direction.INCREASE:
             down = rates.rate_difference_test(counts=counts, factor=low, offset=-absolute)
-            fail_low, pass_low = max(fail_low, down.p_less), min(pass_low, down.p_greater)
+            fail_low = max(fail_low, looks.spent(down.p_less))
+            pass_low = min(pass_low, down.p_greater)
     return _Tests(fail_high, pass_high, fail_low, pass_low)
 
 
-def compare_ratio(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+def compare_ratio(
+    data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
+) -> Comparison:
     """Compare RATIO counts by the stratified conditional rate ratio (:mod:`rates`)."""
     settings = data.settings
     baseline, canary = data.baseline, data.canary
@@ -151,28 +212,37 @@ def compare_ratio(data: MetricData, *, alpha: float, beta: float) -> Comparison:
         return _no_data(test, "rate_ratio", b_summary, c_summary, missing)
     counts = rates.stratify(baseline=baseline, canary=canary)
     tol, absolute, direction = settings.tolerance, settings.absolute_tolerance, settings.direction
-    p_fail, p_pass, harm = _combine(direction, _ratio_tests(counts, tol, absolute, direction))
+    tests = _ratio_tests(counts, tol, absolute, direction, looks)
+    p_fail, p_pass, harm = _combine(direction, tests)
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     interval = rates.rate_ratio_interval(
         counts=counts, alpha_lower=lower_alpha, alpha_upper=upper_alpha
     )
+    lower, upper = interval.lower, interval.upper
+    if looks.anytime:
+        lower, upper = sequential.ratio_confidence_sequence(
+            counts=counts,
+            alpha_lower=lower_alpha,
+            alpha_upper=upper_alpha,
+            purposes=_purposes(direction),
+        )
     effect = Effect(
         estimate=interval.ratio,
-        lower=interval.lower,
-        upper=interval.upper,
+        lower=lower,
+        upper=upper,
         confidence=1.0 - lower_alpha - upper_alpha,
         scale="rate_ratio",
     )
 
     def projected(scale: float) -> tuple[float, float]:
         more = rates.scaled(counts, scale)
-        return _combine(direction, _ratio_tests(more, tol, absolute, direction))[:2]
+        return _combine(direction, _ratio_tests(more, tol, absolute, direction, looks))[:2]
 
     settled = p_fail <= alpha or p_pass <= beta
     needed = 0.0 if settled else _projected_need(projected, alpha, beta, counts.canary_total)
     detail = (
         f"canary rate {_pct(c_summary.rate)} vs baseline {_pct(b_summary.rate)}, "
-        f"rate ratio {_num(interval.ratio)} [{_num(interval.lower)}, {_num(interval.upper)}]"
+        f"rate ratio {_num(interval.ratio)} [{_num(lower)}, {_num(upper)}]"
     )
     if counts.dispersion > 1.0:
         detail += f", overdispersion {counts.dispersion:.2g}"
@@ -261,7 +331,9 @@ def prepare_values(data: MetricData, side: FloatArray) -> FloatArray:
     )
 
 
-def compare_values(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+def compare_values(
+    data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
+) -> Comparison:
     """Compare VALUES by Mann-Whitney U against the shifted boundary, with the HL shift."""
     settings = data.settings
     assert isinstance(data.baseline, np.ndarray) and isinstance(data.canary, np.ndarray)
@@ -285,11 +357,11 @@ def compare_values(data: MetricData, *, alpha: float, beta: float) -> Comparison
         )
 
     high = mw(margin)
-    fail_high, pass_high = high.p_greater, high.p_less
+    fail_high, pass_high = looks.spent(high.p_greater), high.p_less
     fail_low, pass_low = 1.0, 0.0
     if direction is not Direction.INCREASE:
         low = mw(-margin)
-        fail_low, pass_low = low.p_less, low.p_greater
+        fail_low, pass_low = looks.spent(low.p_less), low.p_greater
     p_fail, p_pass, harm = _combine(direction, _Tests(fail_high, pass_high, fail_low, pass_low))
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     hl = mann_whitney.hodges_lehmann(
@@ -359,7 +431,9 @@ def _histogram_summary(histogram: tails.MergedHistogram, share: float) -> SideSu
     )
 
 
-def compare_histogram(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+def compare_histogram(
+    data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
+) -> Comparison:
     """Compare HISTOGRAM tails: the canary's share above the baseline's boundary (:mod:`tails`)."""
     settings = data.settings
     assert isinstance(data.baseline, HistogramSeries) and isinstance(data.canary, HistogramSeries)
@@ -386,14 +460,21 @@ def compare_histogram(data: MetricData, *, alpha: float, beta: float) -> Compari
     low = q_base / (1.0 + tol) - absolute
 
     def tests(scale: float) -> _Tests:
-        up = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high, scale=scale)
+        up = _tail_p(
+            tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high, scale=scale),
+            q,
+            looks,
+        )
         fail_low, pass_low = 1.0, 0.0
         if direction is not Direction.INCREASE:
-            down = tails.tail_test(
-                baseline=baseline, canary=canary, q=q, threshold=low, scale=scale
+            down = _tail_p(
+                tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=low, scale=scale),
+                q,
+                looks,
+                upward=False,
             )
-            fail_low, pass_low = down.p_less, 1.0 if unresolved else down.p_greater
-        return _Tests(up.p_greater, up.p_less, fail_low, pass_low)
+            fail_low, pass_low = down[1], 1.0 if unresolved else down[0]
+        return _Tests(up[0], up[1], fail_low, pass_low)
 
     p_fail, p_pass, harm = _combine(direction, tests(1.0))
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
@@ -432,6 +513,34 @@ def compare_histogram(data: MetricData, *, alpha: float, beta: float) -> Compari
         detail,
         needed,
         "requests",
+    )
+
+
+def _tail_p(
+    test: tails.TailTestResult, q: float, looks: Looks, *, upward: bool = True
+) -> tuple[float, float]:
+    """(p_greater, p_less) of a tail test: exact binomial, or its e-process over the looks."""
+    if not looks.anytime:
+        return test.p_greater, test.p_less
+    tail = 1.0 - q
+
+    def p_value(successes: float, alternative: str, purpose: str) -> float:
+        return sequential.binomial_pvalue(
+            successes=successes,
+            trials=test.effective_count,
+            p0=tail,
+            alternative=alternative,
+            purpose=purpose,
+        )
+
+    # The upward test's "greater" side decides FAIL and its "less" side PASS; the downward
+    # test's roles are the mirror image.
+    if upward:
+        return p_value(test.effective_sure, "greater", "fail"), p_value(
+            test.effective_possible, "less", "pass"
+        )
+    return p_value(test.effective_sure, "greater", "pass"), p_value(
+        test.effective_possible, "less", "fail"
     )
 
 
@@ -504,9 +613,9 @@ COMPARE: dict[MetricKind, Callable[..., Comparison]] = {
 }
 
 
-def compare(data: MetricData, *, alpha: float, beta: float) -> Comparison:
+def compare(data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED) -> Comparison:
     """Compare one metric's sides with the test of its kind, bounds at ``alpha``/``beta``."""
-    return COMPARE[data.settings.kind](data, alpha=alpha, beta=beta)
+    return COMPARE[data.settings.kind](data, alpha=alpha, beta=beta, looks=looks)
 
 
 def holm_levels(p_values: Sequence[float], alpha: float) -> list[float]:
@@ -553,17 +662,21 @@ class Classified:
     alpha: float
 
 
-def classify(metrics: Sequence[MetricData], *, alpha: float, beta: float) -> list[Classified]:
+def classify(
+    metrics: Sequence[MetricData], *, alpha: float, beta: float, looks: Looks = FIXED
+) -> list[Classified]:
     """Outcome of every metric, with Holm's correction across the decisive metrics.
 
     Metrics with a source error are ERROR; dry-run metrics are judged at the first Holm
     level (alpha / m) and stay outside the family, so they never change another metric's
-    outcome.
+    outcome. With ``looks`` of a sequential analysis every p-value is valid at any look
+    (see :class:`Looks`), so Holm's correction holds at whichever look decides.
     """
     family = [i for i, m in enumerate(metrics) if m.error is None and not m.settings.dry_run]
     first_level = alpha / max(1, len(family))
     comparisons = [
-        None if m.error is not None else compare(m, alpha=first_level, beta=beta) for m in metrics
+        None if m.error is not None else compare(m, alpha=first_level, beta=beta, looks=looks)
+        for m in metrics
     ]
     levels = dict(
         zip(
@@ -580,7 +693,7 @@ def classify(metrics: Sequence[MetricData], *, alpha: float, beta: float) -> lis
             continue
         level = levels.get(index, first_level)
         if not math.isclose(level, first_level, rel_tol=1e-12):
-            found = compare(data, alpha=level, beta=beta)
+            found = compare(data, alpha=level, beta=beta, looks=looks)
         results.append(Classified(_outcome(found, level, beta), found, level))
     return results
 

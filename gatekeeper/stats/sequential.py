@@ -46,9 +46,14 @@ from gatekeeper.stats.model import FloatArray
 from gatekeeper.stats.rates import StratifiedCounts
 
 _BASEL = 6.0 / math.pi**2
-#: Log-offsets of the alternatives beyond the boundary: 5 % to 100x, log-uniform.
-_OFFSETS = np.log(np.geomspace(1.05, 100.0, 48))
-_LOG_WEIGHT = -math.log(_OFFSETS.size)
+#: Log-offsets of the alternatives from the boundary, log-uniform: for FAIL, regressions from
+#: 5 % to 100x beyond it; for PASS, canaries from 1 % to 2.5x inside it (a healthy canary
+#: sits (1 + tolerance) inside: the grid covers tolerances up to 150 %).
+OFFSETS = {
+    "fail": np.log(np.geomspace(1.05, 100.0, 48)),
+    "pass": np.log(np.geomspace(1.01, 2.5, 48)),
+}
+_LOG_WEIGHT = -math.log(48)
 
 
 def look_alpha(*, alpha: float, index: int, planned: int) -> float:
@@ -90,7 +95,9 @@ def _p_from_log_e(log_e: float) -> float:
     return 1.0 if log_e <= 0 else math.exp(-log_e)
 
 
-def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) -> float:
+def ratio_pvalue(
+    *, counts: StratifiedCounts, ratio: float, alternative: str, purpose: str = "fail"
+) -> float:
     """Anytime-valid p-value of ``H0: R <= ratio`` ("greater") or ``R >= ratio`` ("less").
 
     Parameters
@@ -101,6 +108,9 @@ def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) ->
         The boundary rate ratio, > 0.
     alternative : {"greater", "less"}
         Which side the alternatives lie on.
+    purpose : {"fail", "pass"}
+        Which grid of alternatives the mixture spreads over (regressions, or healthy
+        canaries); any fixed grid keeps the p-value valid, the right one makes it powerful.
 
     Returns
     -------
@@ -116,6 +126,8 @@ def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) ->
     """
     if alternative not in ("greater", "less"):
         raise ValueError(f"alternative must be one of 'greater', 'less', got {alternative!r}")
+    if purpose not in OFFSETS:
+        raise ValueError(f"purpose must be one of 'fail', 'pass', got {purpose!r}")
     if not ratio > 0:
         raise ValueError(f"ratio must be > 0, got {ratio!r}")
     c, x, w = counts.canary_bad, counts.pooled_bad, counts.exposure
@@ -124,7 +136,7 @@ def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) ->
         return 1.0
     c, x, w = c[keep], x[keep], w[keep]
     sign = 1.0 if alternative == "greater" else -1.0
-    alternatives = ratio * np.exp(sign * _OFFSETS)[:, None]  # (G, 1)
+    alternatives = ratio * np.exp(sign * OFFSETS[purpose])[:, None]  # (G, 1)
     log_p0 = np.log(ratio * w) - np.log1p(ratio * w)  # log pi_i(R0)
     log_q0 = -np.log1p(ratio * w)  # log (1 - pi_i(R0))
     log_p = np.log(alternatives * w) - np.log1p(alternatives * w)
@@ -133,7 +145,9 @@ def ratio_pvalue(*, counts: StratifiedCounts, ratio: float, alternative: str) ->
     return _p_from_log_e(_log_mixture(log_lr))
 
 
-def binomial_pvalue(*, successes: float, trials: float, p0: float, alternative: str) -> float:
+def binomial_pvalue(
+    *, successes: float, trials: float, p0: float, alternative: str, purpose: str = "fail"
+) -> float:
     """Anytime-valid p-value of ``H0: p <= p0`` ("greater") or ``p >= p0`` ("less").
 
     Parameters
@@ -144,6 +158,8 @@ def binomial_pvalue(*, successes: float, trials: float, p0: float, alternative: 
         The boundary probability, in (0, 1).
     alternative : {"greater", "less"}
         Which side the alternatives lie on; they are spread on the odds scale.
+    purpose : {"fail", "pass"}
+        Which grid of alternatives (see :func:`ratio_pvalue`).
 
     Returns
     -------
@@ -152,12 +168,14 @@ def binomial_pvalue(*, successes: float, trials: float, p0: float, alternative: 
     """
     if alternative not in ("greater", "less"):
         raise ValueError(f"alternative must be one of 'greater', 'less', got {alternative!r}")
+    if purpose not in OFFSETS:
+        raise ValueError(f"purpose must be one of 'fail', 'pass', got {purpose!r}")
     if not 0.0 < p0 < 1.0:
         raise ValueError(f"p0 must be in (0, 1), got {p0!r}")
     if trials <= 0:
         return 1.0
     sign = 1.0 if alternative == "greater" else -1.0
-    odds = p0 / (1.0 - p0) * np.exp(sign * _OFFSETS)
+    odds = p0 / (1.0 - p0) * np.exp(sign * OFFSETS[purpose])
     p = odds / (1.0 + odds)
     failures = trials - successes
     log_lr = successes * (np.log(p) - math.log(p0)) + failures * (np.log1p(-p) - math.log1p(-p0))
@@ -165,9 +183,17 @@ def binomial_pvalue(*, successes: float, trials: float, p0: float, alternative: 
 
 
 def ratio_confidence_sequence(
-    *, counts: StratifiedCounts, alpha_lower: float, alpha_upper: float
+    *,
+    counts: StratifiedCounts,
+    alpha_lower: float,
+    alpha_upper: float,
+    purposes: tuple[str, str] = ("fail", "pass"),
 ) -> tuple[float, float]:
     """Anytime-valid bounds of the rate ratio: the boundaries no look could reject yet.
+
+    ``purposes`` names the grid of each bound's test (see :func:`ratio_pvalue`): the bound
+    that decides FAIL uses the FAIL grid, so that it crosses the boundary exactly when the
+    FAIL test rejects.
 
     Returns
     -------
@@ -177,9 +203,11 @@ def ratio_confidence_sequence(
         data do not bound the ratio), found by bisection on ``log R0``.
     """
 
-    def edge(alternative: str, level: float) -> float:
+    def edge(alternative: str, level: float, purpose: str) -> float:
         def rejected(log_r: float) -> bool:
-            p = ratio_pvalue(counts=counts, ratio=math.exp(log_r), alternative=alternative)
+            p = ratio_pvalue(
+                counts=counts, ratio=math.exp(log_r), alternative=alternative, purpose=purpose
+            )
             return p <= level
 
         lo, hi = -30.0, 30.0
@@ -203,4 +231,4 @@ def ratio_confidence_sequence(
                 break
         return math.exp(hi if alternative == "greater" else lo)
 
-    return edge("greater", alpha_lower), edge("less", alpha_upper)
+    return edge("greater", alpha_lower, purposes[0]), edge("less", alpha_upper, purposes[1])

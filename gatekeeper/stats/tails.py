@@ -179,6 +179,9 @@ class TailTestResult:
     p_greater: float
     p_less: float
     design_effect: float
+    effective_sure: float
+    effective_possible: float
+    effective_count: float
     bucket_start: float
     bucket_end: float
 
@@ -263,6 +266,9 @@ def tail_test(
         p_greater=p_greater,
         p_less=p_less,
         design_effect=design,
+        effective_sure=sure,
+        effective_possible=possible,
+        effective_count=n_eff,
         bucket_start=over.bucket_start,
         bucket_end=over.bucket_end,
     )
