@@ -40,7 +40,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import special
 
 from gatekeeper.stats.model import FloatArray
 from gatekeeper.stats.rates import StratifiedCounts
@@ -88,7 +87,8 @@ def look_alpha(*, alpha: float, index: int, planned: int) -> float:
 
 def _log_mixture(log_ratios: FloatArray) -> float:
     """log of the equally weighted mixture of likelihood ratios (one per alternative)."""
-    return float(special.logsumexp(log_ratios) + _LOG_WEIGHT)
+    top = float(log_ratios.max())
+    return top + math.log(float(np.exp(log_ratios - top).sum())) + _LOG_WEIGHT
 
 
 def _p_from_log_e(log_e: float) -> float:

@@ -9,7 +9,6 @@ import pytest
 
 from gatekeeper.stats import rates, sequential
 from gatekeeper.stats.model import RatioSeries
-from tests import traffic
 
 
 def counts(canary: tuple[float, float], baseline: tuple[float, float]) -> rates.StratifiedCounts:
@@ -76,35 +75,3 @@ def test_confidence_sequence_brackets_the_estimate() -> None:
         counts=counts((0, 10), (0, 10)), alpha_lower=0.01, alpha_upper=0.2
     )
     assert nothing == (0.0, math.inf)
-
-
-def _any_rejection(p_values: list[float], level: float) -> bool:
-    return any(p <= level for p in p_values)
-
-
-@pytest.mark.slow
-def test_twenty_looks_at_the_boundary_keep_false_fails_within_alpha_while_naive_looks_do_not() -> (
-    None
-):
-    """2,000 rollouts, 20 looks each, true ratio = 1 + tolerance (the worst case)."""
-    anytime = naive = 0
-    for i in range(2000):
-        rng = np.random.default_rng([99, i])
-        b = traffic.pod_counts(
-            rng, pods=10, intervals=20, requests_per_pod=60, error_rate=0.01, sigma=0.5
-        )
-        c = traffic.pod_counts(
-            rng, pods=1, intervals=20, requests_per_pod=60, error_rate=0.012, sigma=0.5
-        )
-        seq, fix = [], []
-        for k in range(1, 21):
-            data = rates.stratify(
-                baseline=RatioSeries(b.bad[:k], b.total[:k]),
-                canary=RatioSeries(c.bad[:k], c.total[:k]),
-            )
-            seq.append(sequential.ratio_pvalue(counts=data, ratio=1.2, alternative="greater"))
-            fix.append(rates.rate_ratio_pvalue(counts=data, ratio=1.2, alternative="greater"))
-        anytime += _any_rejection(seq, 0.01)
-        naive += _any_rejection(fix, 0.01)
-    # 99 % binomial bound for alpha = 0.01 over 2,000 rollouts: qbinom(0.99, 2000, 0.01) = 31.
-    assert anytime <= 31 < naive
