@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
 
+from controller import cli as controller_cli
 from gatekeeper import engine, kayenta_import, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
@@ -27,6 +28,7 @@ from gatekeeper.replay import command as replay_command
 from gatekeeper.server import analysis as analysis_limits
 from gatekeeper.server import app, logs
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS
+from gatekeeper.sources import recorded
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.spec import load_spec, parse_duration
@@ -153,18 +155,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def parse_time(text: str, *, field: str) -> float:
     """Unix seconds from RFC 3339 (``2026-11-27T02:30:00Z``) or epoch seconds."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument.single(
-            field, f"must be RFC 3339 (2026-11-27T02:30:00Z) or epoch seconds, got {text!r}"
-        ) from None
-    if moment.tzinfo is None:
-        raise InvalidArgument.single(field, f"needs a time zone (Z or +hh:mm), got {text!r}")
-    return moment.timestamp()
+        return recorded.parse_time(text)
+    except ValueError as exc:
+        raise InvalidArgument.single(field, str(exc)) from None
 
 
 def _duration(text: str, *, field: str) -> float:
@@ -415,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands)
     _add_analyze(commands)
     replay_command.register(commands)
+    controller_cli.register(commands)
     kayenta = commands.add_parser(
         "import-kayenta", help="convert a Kayenta canary config into a KAYENTA-mode spec"
     )

@@ -1,0 +1,400 @@
+"""Reconcile one Canary: observe, step, act, write the status.
+
+Level-triggered and idempotent: every reconcile reads the world, asks the pure stepper
+what it should look like, makes it so (creating or patching only what differs) and writes
+the status, the single source of truth of progress. Running it twice, or after a restart,
+changes nothing that is already in place.
+
+Problems are reported in the status, never guessed around: a spec the controller cannot
+run (a field, a router that cannot do a step, a target it cannot manage) is written to
+``status.specError`` with the rollout frozen where it is; an API error that may pass
+(a conflict, a server error) is retried at the next reconcile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from controller import analysis as analyses
+from controller.clock import Clock
+from controller.kube import Kube
+from controller.model import (
+    REQUEST_ANNOTATION,
+    CanarySpec,
+    SpecError,
+    Status,
+    parse_intervention,
+    parse_spec,
+    status_from_dict,
+    status_to_dict,
+)
+from controller.resources import CANARIES, DEPLOYMENTS, SERVICES, KubeError, Object
+from controller.routers import RouterContext, RouterError, TrafficRouter
+from controller.routers.factory import make_router
+from controller.routers.memory import MemoryRouters
+from controller.stepper import (
+    Action,
+    ActionFailed,
+    EnsureBaseline,
+    EnsureServices,
+    EnsureStable,
+    Feedback,
+    Observation,
+    RequestVerdict,
+    RouteHeaders,
+    RunLoadTest,
+    ScaleCanary,
+    SetWeights,
+    Transition,
+    advance,
+)
+from controller.workloads import (
+    HASH_ANNOTATION,
+    Names,
+    TargetError,
+    deployment_ready,
+    merge_patch,
+    owner_reference,
+    services,
+    template_hash,
+    track_deployment,
+)
+
+log = logging.getLogger("controller.reconcile")
+
+#: Seconds until a reconcile that met a passing problem (API error, missing target) retries.
+RETRY_SECONDS = 10.0
+LOAD_TEST_UNSUPPORTED = (
+    "loadTest is not supported yet by this controller (its Jobs come in a later release); "
+    "the step was not run"
+)
+
+
+class Waiting(Exception):
+    """Something outside the spec is missing for now (the target Deployment)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class World:
+    """One Canary's objects as read at the start of a reconcile."""
+
+    namespace: str
+    names: Names
+    canary: Object
+    target: Object
+    stable: Object | None
+    baseline: Object | None
+    router: TrafficRouter
+
+
+class Reconciler:
+    """Reconciles Canaries one at a time.
+
+    Parameters
+    ----------
+    kube : Kube
+        The API.
+    analyzer : Analyzer
+        The gatekeeper client (``GatekeeperClient``).
+    clock : Clock
+        Time.
+    memory : MemoryRouters, optional
+        In-memory routers (tests, demo); without it ``router.type: memory`` is an error.
+    analyze_timeout : float
+        Seconds per Analyze call, retries included.
+    """
+
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        analyzer: analyses.Analyzer,
+        clock: Clock,
+        memory: MemoryRouters | None = None,
+        analyze_timeout: float = 30.0,
+    ) -> None:
+        self.kube = kube
+        self.analyzer = analyzer
+        self.clock = clock
+        self.memory = memory
+        self.analyze_timeout = analyze_timeout
+
+    def reconcile(self, canary: Object) -> float | None:
+        """Reconcile one Canary object.
+
+        Returns
+        -------
+        float or None
+            When to reconcile it again at the latest (None: on the next event).
+        """
+        meta = canary.get("metadata", {})
+        namespace, name = meta.get("namespace", "default"), meta["name"]
+        stored = status_from_dict(canary.get("status"))
+        generation = int(meta.get("generation") or 0)
+        try:
+            spec = parse_spec(canary.get("spec"), name=name)
+            status, requeue = self._step(canary, spec, stored, namespace=namespace)
+        except (SpecError, RouterError, TargetError) as exc:
+            if isinstance(exc, RouterError) and not exc.permanent:
+                return self._report(canary, stored, message=f"retrying: {exc}", retry=True)
+            log.warning("Canary %s/%s cannot run: %s", namespace, name, exc)
+            return self._report(canary, stored, spec_error=str(exc))
+        except KubeError as exc:
+            log.warning("reconciling Canary %s/%s: %s", namespace, name, exc)
+            return self._report(canary, stored, message=f"retrying: {exc}", retry=True)
+        except Waiting as exc:
+            return self._report(canary, stored, message=str(exc), retry=True)
+        self._write(canary, replace(status, observed_generation=generation), spec_error=None)
+        return requeue
+
+    # --- observe ---------------------------------------------------------------------
+
+    def _world(self, canary: Object, spec: CanarySpec, *, namespace: str) -> World:
+        names = Names(canary=canary["metadata"]["name"], target=spec.target)
+        target = self.kube.get(DEPLOYMENTS, namespace=namespace, name=spec.target)
+        if target is None:
+            raise Waiting(f"spec.targetRef: Deployment {namespace}/{spec.target} not found")
+        stored = status_from_dict(canary.get("status"))
+        total = spec.router.total_replicas or stored.replicas
+        context = RouterContext(
+            namespace=namespace,
+            names=names,
+            spec=spec,
+            kube=self.kube,
+            owner=owner_reference(canary),
+            total_replicas=total,
+        )
+        return World(
+            namespace=namespace,
+            names=names,
+            canary=canary,
+            target=target,
+            stable=self.kube.get(DEPLOYMENTS, namespace=namespace, name=names.stable),
+            baseline=self.kube.get(DEPLOYMENTS, namespace=namespace, name=names.baseline),
+            router=make_router(context, memory=self.memory),
+        )
+
+    def _observe(self, world: World) -> Observation:
+        stable_hash = ""
+        if world.stable is not None:
+            annotations = world.stable.get("metadata", {}).get("annotations") or {}
+            stable_hash = annotations.get(HASH_ANNOTATION, "")
+        try:
+            weights = world.router.read_weights()
+        except (RouterError, KubeError) as exc:
+            log.info("cannot read the weights of %s back yet: %s", world.names.canary, exc)
+            weights = None
+        annotations = world.canary.get("metadata", {}).get("annotations") or {}
+        return Observation(
+            target_hash=template_hash(world.target),
+            target_replicas=int(world.target.get("spec", {}).get("replicas", 1) or 1),
+            stable_hash=stable_hash,
+            stable_ready=deployment_ready(world.stable),
+            canary_ready=deployment_ready(world.target),
+            baseline_ready=deployment_ready(world.baseline),
+            weights=weights,
+            canary_replicas=int(world.target.get("spec", {}).get("replicas", 1)),
+            baseline_replicas=None
+            if world.baseline is None
+            else int(world.baseline.get("spec", {}).get("replicas", 1)),
+            request=parse_intervention(annotations.get(REQUEST_ANNOTATION)),
+        )
+
+    # --- step and act ----------------------------------------------------------------
+
+    def _step(
+        self, canary: Object, spec: CanarySpec, stored: Status, *, namespace: str
+    ) -> tuple[Status, float | None]:
+        world = self._world(canary, spec, namespace=namespace)
+        observation = self._observe(world)
+        now = self.clock.now()
+        transition = advance(spec=spec, status=stored, observation=observation, now=now)
+        for _ in range(3):  # a verdict or a failed action is fed back once per reconcile
+            answer = self._act(world, spec, transition)
+            if answer is None:
+                break
+            transition = advance(
+                spec=spec,
+                status=transition.status,
+                observation=observation,
+                now=now,
+                feedback=answer,
+            )
+            world = self._world(canary, spec, namespace=namespace)  # the first pass changed it
+        return transition.status, transition.requeue_at
+
+    def _act(self, world: World, spec: CanarySpec, transition: Transition) -> Feedback | None:
+        """Carry out the actions in order; the feedback of a one-shot action, if any."""
+        answer: Feedback | None = None
+        for action in transition.actions:
+            result = self._do(world, spec, transition.status, action)
+            answer = answer or result
+        return answer
+
+    def _do(
+        self, world: World, spec: CanarySpec, status: Status, action: Action
+    ) -> Feedback | None:
+        if isinstance(action, EnsureStable):
+            self._ensure_stable(world, action)
+        elif isinstance(action, EnsureServices):
+            self._ensure_services(world, spec, baseline=action.baseline)
+        elif isinstance(action, ScaleCanary):
+            self._scale(world.namespace, world.target, action.replicas)
+        elif isinstance(action, EnsureBaseline):
+            self._ensure_baseline(world, action)
+        elif isinstance(action, SetWeights):
+            world.router.set_weights(action.weights)
+        elif isinstance(action, RouteHeaders):
+            world.router.set_header_route(action.match)
+        elif isinstance(action, RequestVerdict):
+            return self._verdict(world, spec, status, action)
+        elif isinstance(action, RunLoadTest):
+            log.warning("Canary %s: %s", world.names.canary, LOAD_TEST_UNSUPPORTED)
+            return ActionFailed(step_index=action.step_index, message=LOAD_TEST_UNSUPPORTED)
+        return None
+
+    def _verdict(
+        self, world: World, spec: CanarySpec, status: Status, action: RequestVerdict
+    ) -> Feedback:
+        request = analyses.analyze_request(
+            action,
+            namespace=world.namespace,
+            names=world.names,
+            dedicated_baseline=spec.dedicated_baseline,
+        )
+        ident = analyses.request_id(
+            action, namespace=world.namespace, names=world.names, revision=status.canary_hash
+        )
+        try:
+            verdict = self.analyzer.analyze(request, timeout=self.analyze_timeout, request_id=ident)
+        except Exception as exc:  # every failure is an ERROR or a refusal, never a PASS
+            log.warning("analysis %s failed: %s", ident, exc)
+            return analyses.error_feedback(exc, action)
+        answer = analyses.feedback(verdict, action)
+        log.info("analysis %s: %s: %s", ident, answer.decision, answer.summary)
+        return answer
+
+    def _ensure_stable(self, world: World, action: EnsureStable) -> None:
+        stable = world.stable
+        current = (stable or {}).get("metadata", {}).get("annotations", {}) or {}
+        if stable is not None and current.get(HASH_ANNOTATION) == action.template_hash:
+            if action.replicas is not None:
+                self._scale(world.namespace, stable, action.replicas)
+            return
+        if template_hash(world.target) != action.template_hash:
+            log.info("the target no longer runs template %s; not copying", action.template_hash)
+            return
+        replicas = action.replicas
+        if replicas is None:
+            replicas = int((stable or {}).get("spec", {}).get("replicas", 1))
+        body = track_deployment(
+            names=world.names,
+            track="stable",
+            target=world.target,
+            template=world.target.get("spec", {}).get("template", {}),
+            template_hash=action.template_hash,
+            replicas=replicas,
+            owner=owner_reference(world.canary),
+        )
+        self._create_or_patch(world.namespace, stable, body)
+
+    def _ensure_baseline(self, world: World, action: EnsureBaseline) -> None:
+        baseline, stable = world.baseline, world.stable
+        if action.replicas == 0 or stable is None:
+            if baseline is not None and action.replicas is not None:
+                self._scale(world.namespace, baseline, action.replicas)
+            return
+        stable_hash = (stable.get("metadata", {}).get("annotations") or {}).get(HASH_ANNOTATION)
+        replicas = action.replicas
+        if replicas is None:  # sized by the router: keep, or start from zero
+            replicas = int((baseline or {}).get("spec", {}).get("replicas", 0))
+        body = track_deployment(
+            names=world.names,
+            track="baseline",
+            target=world.target,
+            template=stable.get("spec", {}).get("template", {}),
+            template_hash=stable_hash or "",
+            replicas=replicas,
+            owner=owner_reference(world.canary),
+        )
+        self._create_or_patch(world.namespace, baseline, body)
+
+    def _create_or_patch(self, namespace: str, found: Object | None, body: Object) -> None:
+        if found is None:
+            self.kube.create(DEPLOYMENTS, namespace=namespace, body=body)
+            return
+        found_spec = found.get("spec", {})
+        patch: dict[str, Any] = {}
+        spec_patch = merge_patch({k: found_spec.get(k) for k in body["spec"]}, body["spec"])
+        if spec_patch:
+            patch["spec"] = spec_patch
+        ours = body["metadata"].get("annotations") or {}
+        theirs = found.get("metadata", {}).get("annotations") or {}
+        changed = {k: v for k, v in ours.items() if theirs.get(k) != v}
+        if changed:
+            patch["metadata"] = {"annotations": changed}  # others' annotations stay
+        if patch:
+            name = body["metadata"]["name"]
+            self.kube.patch(DEPLOYMENTS, namespace=namespace, name=name, patch=patch)
+
+    def _scale(self, namespace: str, deployment: Mapping[str, Any], replicas: int) -> None:
+        if deployment.get("spec", {}).get("replicas") == replicas:
+            return
+        self.kube.patch(
+            DEPLOYMENTS,
+            namespace=namespace,
+            name=deployment["metadata"]["name"],
+            patch={"spec": {"replicas": replicas}},
+        )
+
+    def _ensure_services(self, world: World, spec: CanarySpec, *, baseline: bool) -> None:
+        for body in services(
+            names=world.names,
+            target=world.target,
+            port=spec.service,
+            owner=owner_reference(world.canary),
+            baseline=baseline,
+        ):
+            name = body["metadata"]["name"]
+            found = self.kube.get(SERVICES, namespace=world.namespace, name=name)
+            if found is None:
+                self.kube.create(SERVICES, namespace=world.namespace, body=body)
+                continue
+            wanted = {k: body["spec"][k] for k in ("selector", "ports")}
+            current = {k: found.get("spec", {}).get(k) for k in ("selector", "ports")}
+            if merge_patch(current, wanted) is not None:
+                self.kube.patch(
+                    SERVICES, namespace=world.namespace, name=name, patch={"spec": wanted}
+                )
+
+    # --- status ----------------------------------------------------------------------
+
+    def _report(
+        self,
+        canary: Object,
+        stored: Status,
+        *,
+        message: str = "",
+        spec_error: str | None = None,
+        retry: bool = False,
+    ) -> float | None:
+        status = stored if not message else replace(stored, message=message)
+        if spec_error is not None:
+            status = replace(status, message=f"spec error: {spec_error}")
+        generation = int(canary.get("metadata", {}).get("generation") or 0)
+        self._write(canary, replace(status, observed_generation=generation), spec_error=spec_error)
+        return self.clock.now() + RETRY_SECONDS if retry else None
+
+    def _write(self, canary: Object, status: Status, *, spec_error: str | None) -> None:
+        body = {**status_to_dict(status), "specError": spec_error}
+        current = canary.get("status") or {}
+        if all(current.get(key) == value for key, value in body.items()):
+            return
+        meta = canary["metadata"]
+        self.kube.patch_status(
+            CANARIES, namespace=meta.get("namespace", "default"), name=meta["name"], status=body
+        )
+        canary["status"] = {**current, **{k: v for k, v in body.items() if v is not None}}
