@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from gatekeeper import engine
-from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
+from gatekeeper.errors import InvalidArgument
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import parse_time, read_recorded
@@ -82,21 +81,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
 def run(args: argparse.Namespace) -> int:
     """Replay as ``args`` say, print the result, and return the exit code.
 
-    Bad input (spec, file, flags) is printed to stderr with every offending field, exit 4.
+    Bad input (spec, file, flags) raises the domain errors, which ``gatekeeper``'s main
+    prints with every offending field (exit 4).
     """
-    try:
-        replay = _replay(args)
-    except InvalidArgument as exc:
-        print("gatekeeper: bad input:", file=sys.stderr)
-        for violation in exc.violations:
-            print(f"  {violation.field}: {violation.description}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except PermanentError as exc:
-        print(f"gatekeeper: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except GatekeeperError as exc:
-        print(f"gatekeeper: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    replay = _replay(args)
     if args.output == "json":
         print(json.dumps(replay.to_json(), indent=2, allow_nan=False))
     else:

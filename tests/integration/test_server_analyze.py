@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -17,6 +15,7 @@ from gatekeeper.errors import FailedPrecondition, InvalidArgument
 from gatekeeper.sources.prometheus import PrometheusOptions
 from tests.integration.conftest import StartServer
 from tests.integration.prom import PrometheusServer
+from tests.process import gatekeeper
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = """provider: generic
@@ -164,17 +163,6 @@ def test_undecodable_analyze_bytes_are_invalid_argument(start_server: StartServe
         with pytest.raises(grpc.RpcError) as caught:
             call(b"\xff\xff\xff", timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
-
-
-def gatekeeper(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatekeeper.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 @pytest.mark.parametrize(("service", "code"), [("healthy", 0), ("errors", 1), ("quiet", 2)])

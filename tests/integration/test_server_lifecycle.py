@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from tests.integration.conftest import StartProcess
 from tests.integration.grpc_server import ROOT, ServerThread, judge_request, local_verdict
+from tests.process import gatekeeper
 
 EXAMPLES = ROOT / "examples"
 HEALTH_LATENCY_LIMIT = 0.100  # the acceptance point: seconds
@@ -76,17 +75,6 @@ def test_health_is_answered_within_100_ms_while_both_cores_judge(
     print(f"health checks under load: n={len(latencies)} max={max(latencies) * 1e3:.1f} ms")
     assert len(latencies) >= 20
     assert max(latencies) < HEALTH_LATENCY_LIMIT, sorted(latencies)[-5:]
-
-
-def gatekeeper(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatekeeper.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 @pytest.mark.parametrize(

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gatekeeper import cli, engine
+from tests.process import gatekeeper
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def gatekeeper(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gatekeeper.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 @pytest.mark.parametrize(
@@ -109,7 +97,9 @@ def test_unexpected_exception_exits_3_without_a_traceback(
 
 
 def test_compare_shows_where_kayenta_mode_passes_what_the_default_mode_fails() -> None:
-    done = gatekeeper("judge", "--compare", str(EXAMPLES / "kayenta" / "sparse-errors-compare.json"))
+    done = gatekeeper(
+        "judge", "--compare", str(EXAMPLES / "kayenta" / "sparse-errors-compare.json")
+    )
     assert done.returncode == 1  # the default mode's decision
     assert "default mode: FAIL" in done.stdout and "KAYENTA mode: PASS" in done.stdout
     row = next(line for line in done.stdout.splitlines() if line.startswith("error-rate  "))
@@ -120,12 +110,18 @@ def test_compare_json_lists_both_verdicts_and_the_differences() -> None:
     done = gatekeeper("judge", "--compare", "--output", "json", str(EXAMPLES / "healthy.json"))
     report = json.loads(done.stdout)
     assert report["default"]["decision"] == "DECISION_PASS"
-    assert {d["metric"] for d in report["differences"]} == {"error-rate", "latency-p99", "cpu-per-pod"}
+    assert {d["metric"] for d in report["differences"]} == {
+        "error-rate",
+        "latency-p99",
+        "cpu-per-pod",
+    }
 
 
 def test_import_kayenta_prints_a_spec_and_notes(tmp_path: Path) -> None:
     out = tmp_path / "spec.yaml"
-    done = gatekeeper("import-kayenta", str(EXAMPLES / "kayenta" / "canary-config.json"), "-o", str(out))
+    done = gatekeeper(
+        "import-kayenta", str(EXAMPLES / "kayenta" / "canary-config.json"), "-o", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "mode: KAYENTA" in out.read_text()
     assert "note: metric latency: its atlas query cannot be carried over" in done.stderr

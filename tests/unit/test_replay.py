@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gatekeeper import engine, replay, simulate
+from gatekeeper import cli, engine, replay, simulate
 from gatekeeper.errors import InvalidArgument
-from gatekeeper.replay import command
 from gatekeeper.simulate import Fault, FaultKind, Scenario
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.recorded import RecordedRollout, from_table, read_recorded
@@ -311,11 +309,7 @@ def test_a_bad_file_in_a_batch_names_the_rollout(tmp_path: Path) -> None:
 
 
 def gatekeeper(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="gatekeeper")
-    command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    code: int = args.run(args)
-    return code
+    return cli.main(list(argv))
 
 
 @pytest.fixture
