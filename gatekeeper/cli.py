@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import NoReturn
 
 from controller import cli as controller_cli
-from gatekeeper import engine, kayenta_import, wire
+from gatekeeper import demo, engine, kayenta_import, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
-from gatekeeper.present import compare_verdicts, comparison_table, decision_name, verdict_table
+from gatekeeper.present import compare_verdicts, comparison_table, verdict_table
 from gatekeeper.replay import command as replay_command
 from gatekeeper.server import analysis as analysis_limits
 from gatekeeper.server import app, logs
@@ -140,16 +140,9 @@ def _compare(path: Path, output: str) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    folder = Path(args.examples)
-    files = sorted(folder.glob("*.json"))
-    if not files:
-        raise UsageError(f"no example requests (*.json) in {folder}")
-    for path in files:
-        verdict = judge_file(path)
-        print(f"== {path.name}: {decision_name(verdict.decision)}")
-        print(verdict_table(verdict))
-        print()
-    return EXIT_PASS
+    if args.speed < 0:
+        raise UsageError(f"--speed must be >= 0 (0: no pacing), got {args.speed:g}")
+    return demo.main(demo.DemoOptions(seed=args.seed, speed=args.speed, output=args.output))
 
 
 def parse_time(text: str, *, field: str) -> float:
@@ -415,9 +408,15 @@ def build_parser() -> argparse.ArgumentParser:
     kayenta.add_argument("config", metavar="CONFIG.json")
     kayenta.add_argument("-o", "--output-file", metavar="FILE", help="write the spec here")
     kayenta.set_defaults(run=_cmd_import_kayenta)
-    demo = commands.add_parser("demo", help="judge the shipped example requests")
-    demo.add_argument("--examples", default="examples", help="folder of example requests")
-    demo.set_defaults(run=_cmd_demo)
+    demo_parser = commands.add_parser(
+        "demo", help="two simulated canary rollouts: one promoted, one rolled back"
+    )
+    demo_parser.add_argument("--seed", type=int, default=7, help="the simulation's seed")
+    demo_parser.add_argument(
+        "--speed", type=float, default=30.0, help="simulated seconds per second (0: no pacing)"
+    )
+    demo_parser.add_argument("--output", choices=("json", "table"), default="table")
+    demo_parser.set_defaults(run=_cmd_demo)
     return parser
 
 

@@ -32,15 +32,20 @@ from gatekeeper.stats.results import MetricKind
 
 @dataclass(frozen=True, slots=True)
 class Behaviour:
-    """How the canary version behaves: a fault, optionally only above a canary rate (rps)."""
+    """How the canary version behaves.
+
+    ``fault`` from ``under_load_rps`` canary requests per second on, ``quiet`` below
+    (healthy by default): a version can be subtly slow when idle and fail under load.
+    """
 
     fault: simulate.Fault = field(default_factory=simulate.Fault)
     under_load_rps: float = 0.0
+    quiet: simulate.Fault = field(default_factory=simulate.Fault)
 
     def fault_at(self, canary_rps: float) -> simulate.Fault:
         """The fault in force at this canary request rate."""
         if canary_rps < self.under_load_rps:
-            return simulate.Fault()
+            return self.quiet
         return self.fault
 
 

@@ -61,6 +61,7 @@ class FaultKind(enum.Enum):
     ERRORS = "errors"  #: error rate x factor
     LATENCY = "latency"  #: every request factor x slower (a bulk shift)
     TAIL = "tail"  #: a share of requests factor x slower: p99 up, p50 unchanged
+    ERRORS_AND_TAIL = "errors-and-tail"  #: error rate x factor and a TAIL of tail_factor
     LEAK = "leak"  #: error rate growing linearly to x factor at the end
     LATENCY_LEAK = "latency-leak"  #: every request slower, growing linearly to x factor
     INTERMITTENT = "intermittent"  #: error rate x factor in one step out of five
@@ -80,6 +81,7 @@ class Fault:
     factor: float = 1.0
     share: float = 0.03  #: TAIL: share of slow requests
     onset_seconds: float = 0.0
+    tail_factor: float = 1.0  #: ERRORS_AND_TAIL: how much slower the slow share is
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +271,7 @@ def _ramp(steps: int, onset: int, factor: float) -> FloatArray:
 
 def _error_factor(fault: Fault, steps: int, onset: int) -> FloatArray:
     factor = np.ones(steps)
-    if fault.kind is FaultKind.ERRORS:
+    if fault.kind in (FaultKind.ERRORS, FaultKind.ERRORS_AND_TAIL):
         factor[onset:] = fault.factor
     elif fault.kind is FaultKind.LEAK:
         factor = _ramp(steps, onset, fault.factor)
@@ -314,6 +316,9 @@ def _latencies(
         elif fault.kind is FaultKind.TAIL and k >= onset:
             slow = rng.random(n) < fault.share
             latency[slow] *= fault.factor
+        elif fault.kind is FaultKind.ERRORS_AND_TAIL and k >= onset:
+            slow = rng.random(n) < fault.share
+            latency[slow] *= fault.tail_factor
         if scenario.slow_share > 0:
             latency[aux.random(n) < scenario.slow_share] *= scenario.slow_factor
         if np.any(pod_factor[k] != 1.0):
