@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import pytest
 
-from gatekeeper import engine, replay, simulate
-from gatekeeper.replay import command
+from gatekeeper import cli, engine, replay, simulate
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import from_table
 from gatekeeper.spec import AnalysisSpec, load_spec
@@ -101,11 +99,7 @@ def test_the_bad_requests_before_a_fail_match_the_simulated_history(
 
 
 def gatekeeper(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="gatekeeper")
-    command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    code: int = args.run(args)
-    return code
+    return cli.main(list(argv))
 
 
 def test_the_replay_command_reads_prometheus(
