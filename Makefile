@@ -42,8 +42,16 @@ bench: venv
 	$(BIN)/python benchmarks/judge_cost.py
 
 .PHONY: bench-grpc
+bench-analyze: venv system-deps
+	$(BIN)/python benchmarks/analyze_cost.py
+
 bench-grpc: venv
 	$(BIN)/python benchmarks/grpc_load.py
+
+# Decision quality against Argo Rollouts, Flagger and Kayenta rules (~10 min on 2 cores).
+.PHONY: bench-quality
+bench-quality: venv
+	$(BIN)/python -m benchmarks.decision_quality
 
 protos: venv
 	$(BIN)/python tools/genproto.py

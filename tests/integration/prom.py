@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -25,14 +25,12 @@ STEP = 15.0
 WINDOW = 1800.0
 
 # 200 rps with the canary at 25 %: enough for a healthy canary's bounds to settle.
-BUSY = {"rps": 200.0, "canary_weight": 0.25}
+BUSY = simulate.Scenario(rps=200.0, canary_weight=0.25)
 SCENARIOS = {
-    "healthy": simulate.Scenario(**BUSY),
-    "errors": simulate.Scenario(**BUSY, fault=simulate.Fault(simulate.FaultKind.ERRORS, 3.0)),
-    "tail": simulate.Scenario(
-        **BUSY, fault=simulate.Fault(simulate.FaultKind.TAIL, 6.0, share=0.03)
-    ),
-    "quiet": simulate.Scenario(rps=200.0, canary_weight=0.0002),  # 0.04 canary requests/s
+    "healthy": BUSY,
+    "errors": replace(BUSY, fault=simulate.Fault(simulate.FaultKind.ERRORS, 3.0)),
+    "tail": replace(BUSY, fault=simulate.Fault(simulate.FaultKind.TAIL, 6.0, share=0.03)),
+    "quiet": replace(BUSY, canary_weight=0.0002),  # 0.04 canary requests/s
 }
 SIDES = {"baseline": {"track": "baseline"}, "canary": {"track": "canary"}}
 
@@ -85,14 +83,7 @@ def backfill(folder: Path, *, end: float) -> float:
     for index, provider in enumerate(PROVIDERS):
         for number, (service, scenario) in enumerate(SCENARIOS.items()):
             traffic = simulate.simulate(
-                simulate.Scenario(
-                    **{
-                        **_fields(scenario),
-                        "seed": 1000 * index + number,
-                        "seconds": WINDOW,
-                        "step_seconds": STEP,
-                    }
-                )
+                replace(scenario, seed=1000 * index + number, seconds=WINDOW, step_seconds=STEP)
             )
             names = simulate.provider_names(provider, service=service, namespace=f"ns-{provider}")
             lines += simulate.openmetrics_lines(
@@ -108,10 +99,6 @@ def backfill(folder: Path, *, end: float) -> float:
         timeout=300,
     )
     return start
-
-
-def _fields(scenario: simulate.Scenario) -> dict[str, object]:
-    return {name: getattr(scenario, name) for name in scenario.__dataclass_fields__}
 
 
 def start_prometheus(folder: Path, *, start: float, end: float) -> PrometheusServer:
