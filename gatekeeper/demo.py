@@ -325,9 +325,8 @@ class Rollout:
             summary=verdict.summary,
         )
         self.looks.append(look)
-        self.printer.bar(f"analysis look {action.look}", action.look, action.planned)
-        if decision != "INCONCLUSIVE" or action.look == action.planned:
-            self.printer.line(f"    look {action.look}/{action.planned}: {_short(verdict.summary)}")
+        self.printer.line(f"    look {action.look}/{action.planned} {_short(verdict.summary, 110)}")
+        self.printer.bar(f"step {action.step_index + 1}", action.look, action.planned)
         if (
             decision == "INCONCLUSIVE"
             and verdict.HasField("load_hint")
