@@ -97,10 +97,8 @@ def decide(
         return Decision.ERROR, f"no data could be had for {_list(errors)}: {errors[0].reason}"
     unknown = [r for r in live if r.outcome.is_unknown]
     if unknown:
-        return (
-            Decision.INCONCLUSIVE,
-            f"not enough data yet for {_list(unknown)}: {unknown[0].reason}",
-        )
+        detail = unknown[0].reason.removeprefix("not enough data to decide: ")
+        return Decision.INCONCLUSIVE, f"not enough data yet for {_list(unknown)}: {detail}"
     if scores.score >= pass_score:
         note = f"; non-critical regressions: {_list(regressed)}" if regressed else ""
         return Decision.PASS, (
