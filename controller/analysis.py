@@ -16,7 +16,7 @@ from typing import Protocol
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from controller.model import render_selector
-from controller.stepper import RequestVerdict, VerdictFeedback
+from controller.stepper import LoadHint, RequestVerdict, VerdictFeedback
 from controller.workloads import Names
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import GatekeeperError, PermanentError
@@ -85,11 +85,17 @@ def feedback(verdict: pb.Verdict, action: RequestVerdict) -> VerdictFeedback:
     decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
     if decision not in ("PASS", "FAIL", "INCONCLUSIVE"):
         decision = "ERROR"
+    hint = verdict.load_hint if verdict.HasField("load_hint") else None
     return VerdictFeedback(
         step_index=action.step_index,
         look=action.look,
         decision=decision,
         summary=verdict.summary or f"{decision} without a summary",
+        load_hint=None
+        if hint is None
+        else LoadHint(
+            canary_requests_needed=hint.canary_requests_needed, rps=hint.rps, seconds=hint.seconds
+        ),
     )
 
 

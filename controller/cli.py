@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -23,8 +25,10 @@ from typing import Any
 
 from controller.clock import SystemClock
 from controller.kube import Kube, load_api_client
+from controller.leader import LeaderElector, LeaseConfig
 from controller.main import DEFAULT_RESYNC_SECONDS, Controller
 from controller.model import REQUEST_ANNOTATION, Phase, status_from_dict
+from controller.notify import WebhookNotifier
 from controller.reconcile import Reconciler
 from controller.resources import CANARIES, KubeError
 from gatekeeper.client import GatekeeperClient, Security
@@ -65,15 +69,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.gatekeeper, timeout=args.analyze_timeout, security=_security(args)
     ) as client:
         clock = SystemClock()
+        identity = args.identity or os.environ.get("POD_NAME") or socket.gethostname()
         reconciler = Reconciler(
-            kube=kube, analyzer=client, clock=clock, analyze_timeout=args.analyze_timeout
+            kube=kube,
+            analyzer=client,
+            clock=clock,
+            analyze_timeout=args.analyze_timeout,
+            notifier=WebhookNotifier(args.notify_webhook) if args.notify_webhook else None,
+            identity=identity,
         )
+        elector = None
+        if args.leader_elect:
+            config = LeaseConfig(
+                namespace=args.lease_namespace
+                or os.environ.get("POD_NAMESPACE")
+                or "canary-gatekeeper",
+                name=args.lease_name,
+            )
+            elector = LeaderElector(kube=kube, config=config, identity=identity, clock=clock)
         controller = Controller(
             kube=kube,
             reconciler=reconciler,
             clock=clock,
             namespace=args.namespace or None,
             resync_seconds=args.resync_seconds,
+            elector=elector,
         )
         controller.run(stop)
     return EXIT_OK
@@ -180,6 +200,24 @@ def _add_run(commands: Any) -> None:
     )
     run.add_argument("--analyze-timeout", type=float, default=30.0, help="seconds per Analyze")
     run.add_argument("--resync-seconds", type=float, default=DEFAULT_RESYNC_SECONDS)
+    run.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hold a coordination.k8s.io Lease; only its holder acts (default: on)",
+    )
+    run.add_argument("--lease-name", default="canary-gatekeeper-controller")
+    run.add_argument(
+        "--lease-namespace", default="", help="default: $POD_NAMESPACE or canary-gatekeeper"
+    )
+    run.add_argument("--identity", default="", help="this replica (default: $POD_NAME)")
+    run.add_argument(
+        "--notify-webhook",
+        default=os.environ.get("GATEKEEPER_NOTIFY_WEBHOOK", ""),
+        metavar="URL",
+        help="Slack-compatible webhook for promotions and rollbacks "
+        "(default: $GATEKEEPER_NOTIFY_WEBHOOK)",
+    )
     grpc = run.add_argument_group("gatekeeper connection")
     grpc.add_argument("--tls", action="store_true", help="use TLS with the system's CAs")
     grpc.add_argument("--tls-ca", metavar="PEM", help="CA that signed the server certificate")

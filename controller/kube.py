@@ -133,13 +133,35 @@ class Kube:
                 return None
             raise
 
-    def list(self, kind: ResourceKind, *, namespace: str | None = None) -> list[Object]:
-        """Every object of ``kind`` in ``namespace`` (all namespaces when None)."""
+    def list(
+        self,
+        kind: ResourceKind,
+        *,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Object]:
+        """Every object of ``kind`` in ``namespace`` (all when None) with these ``labels``.
+
+        The label selector is sent to the server and also applied to the answer (servers
+        that ignore it, such as test emulators, give the same result).
+        """
+        wanted = dict(labels or {})
+        query = [("labelSelector", ",".join(f"{k}={v}" for k, v in wanted.items()))]
         answer = self._call(
-            "GET", kind.path(namespace=namespace), what=f"list {kind.plural} in {namespace or '*'}"
+            "GET",
+            kind.path(namespace=namespace),
+            query=query if wanted else None,
+            what=f"list {kind.plural} in {namespace or '*'}",
         )
         items: list[Object] = answer.get("items") or []
-        return items
+        return [
+            item
+            for item in items
+            if all(
+                (item.get("metadata", {}).get("labels") or {}).get(k) == v
+                for k, v in wanted.items()
+            )
+        ]
 
     def create(self, kind: ResourceKind, *, namespace: str, body: Mapping[str, Any]) -> Object:
         """Create ``body`` in ``namespace``."""
@@ -166,6 +188,26 @@ class Kube:
             what=f"patch {kind.kind} {namespace}/{name}",
         )
 
+    def patch_if_unchanged(
+        self,
+        kind: ResourceKind,
+        *,
+        namespace: str,
+        name: str,
+        resource_version: str,
+        patch: Mapping[str, Any],
+    ) -> Object:
+        """A merge patch with ``metadata.resourceVersion`` as precondition.
+
+        The API server rejects it with 409 Conflict when the object changed since
+        ``resource_version`` was read (optimistic concurrency, as an update would).
+        """
+        body = dict(patch)
+        meta = dict(body.get("metadata") or {})
+        meta["resourceVersion"] = resource_version
+        body["metadata"] = meta
+        return self.patch(kind, namespace=namespace, name=name, patch=body)
+
     def patch_status(
         self, kind: ResourceKind, *, namespace: str, name: str, status: Mapping[str, Any]
     ) -> Object:
@@ -178,12 +220,15 @@ class Kube:
             what=f"patch the status of {kind.kind} {namespace}/{name}",
         )
 
-    def delete(self, kind: ResourceKind, *, namespace: str, name: str) -> bool:
-        """Delete the object; False when it did not exist."""
+    def delete(
+        self, kind: ResourceKind, *, namespace: str, name: str, propagation: str | None = None
+    ) -> bool:
+        """Delete the object (``propagation``: Background, Foreground, Orphan); False when gone."""
         try:
             self._call(
                 "DELETE",
                 kind.path(namespace=namespace, name=name),
+                query=[("propagationPolicy", propagation)] if propagation else None,
                 what=f"delete {kind.kind} {namespace}/{name}",
             )
         except KubeError as exc:

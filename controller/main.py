@@ -2,8 +2,9 @@
 
 Level-triggered: any event (a Canary or a Deployment changed) or a due time (the next
 look, the end of a pause) reconciles every Canary; each reconcile is idempotent and the
-status is the single source of truth of progress, so a restart simply continues. One
-replica runs at a time (the Deployment uses ``strategy: Recreate``).
+status is the single source of truth of progress, so a restart simply continues. With a
+:class:`~controller.leader.LeaderElector`, several replicas may run: only the Lease's
+holder reconciles, and it checks that it still holds it before every Canary.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from controller.clock import Clock
 from controller.kube import Kube
+from controller.leader import LeaderElector
 from controller.reconcile import RETRY_SECONDS, Reconciler
 from controller.resources import CANARIES, DEPLOYMENTS, KubeError, ResourceKind
 
@@ -39,6 +41,8 @@ class Controller:
         Reconcile everything at least this often, events or not.
     watch_timeout_seconds : int
         Server-side timeout of one watch request (it is renewed).
+    elector : LeaderElector, optional
+        Leader election; without it this replica always acts (one replica only).
     """
 
     def __init__(
@@ -50,6 +54,7 @@ class Controller:
         namespace: str | None = None,
         resync_seconds: float = DEFAULT_RESYNC_SECONDS,
         watch_timeout_seconds: int = 60,
+        elector: LeaderElector | None = None,
     ) -> None:
         self.kube = kube
         self.reconciler = reconciler
@@ -59,6 +64,7 @@ class Controller:
         self.watch_timeout_seconds = watch_timeout_seconds
         self.wake = threading.Event()
         self.passes = 0
+        self.elector = elector
         self._passed = threading.Condition()
 
     def reconcile_all(self) -> float:
@@ -71,6 +77,9 @@ class Controller:
             log.warning("cannot list Canaries: %s", exc)
             return now + RETRY_SECONDS
         for canary in canaries:
+            if not self.leading():
+                log.warning("not the leader any more: stopping this pass")
+                break
             meta = canary.get("metadata", {})
             try:
                 requeue = self.reconciler.reconcile(canary)
@@ -83,6 +92,17 @@ class Controller:
             self.passes += 1
             self._passed.notify_all()
         return due
+
+    def leading(self) -> bool:
+        """Whether this replica may act (always, without leader election)."""
+        return self.elector is None or self.elector.is_leader()
+
+    def _campaign(self) -> float | None:
+        """Acquire or renew the Lease; when to try again (None: no leader election)."""
+        if self.elector is None:
+            return None
+        self.elector.try_acquire_or_renew()
+        return self.clock.now() + self.elector.config.retry_period
 
     def wait_for_pass(self, after: int, *, timeout: float) -> bool:
         """Wait (real time) until more than ``after`` passes ran; for tests and tools."""
@@ -121,8 +141,14 @@ class Controller:
         log.info("controller running", extra={"namespace": self.namespace or "*"})
         while not stop.is_set():
             self.wake.clear()
+            renew = self._campaign()
+            if not self.leading():
+                self.clock.wait_until(renew, wake=stop)  # a follower ignores watch events
+                continue
             due = self.reconcile_all()
             if on_pass is not None:
                 on_pass()
-            self.clock.wait_until(due, wake=self.wake)
+            self.clock.wait_until(due if renew is None else min(due, renew), wake=self.wake)
+        if self.elector is not None:
+            self.elector.release()
         log.info("controller stopped")

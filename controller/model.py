@@ -38,7 +38,32 @@ DEFAULT_LOOKS = 10
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 3
 DEFAULT_ON_INCONCLUSIVE = "rollback"
 DEFAULT_LOAD_TEST_IMAGE = "williamyeh/hey:latest"
-DEFAULT_LOAD_TEST_COMMAND = ("hey", "-z", "{duration}", "-q", "{rps}", "-c", "1", "{url}")
+#: hey's ``-q`` is a rate per worker: ``{{rpsPerWorker}}`` x ``{{concurrency}}`` = ``{{rps}}``.
+DEFAULT_LOAD_TEST_COMMAND = (
+    "hey",
+    "-z",
+    "{{duration}}s",
+    "-q",
+    "{{rpsPerWorker}}",
+    "-c",
+    "{{concurrency}}",
+    "{{url}}",
+)
+#: Placeholders of a load test's command items (each item is one argv entry, never a shell).
+LOAD_TEST_PLACEHOLDERS = (
+    "rps",
+    "rpsPerWorker",
+    "concurrency",
+    "duration",
+    "url",
+    "namespace",
+    "name",
+)
+#: Caps of hint-sized load tests when ``maxRps`` / ``maxDuration`` are not given.
+DEFAULT_LOAD_TEST_MAX_RPS = 20.0
+DEFAULT_LOAD_TEST_MAX_DURATION_SECONDS = 600.0
+#: Requests per second one load generator worker is given at most (sets the concurrency).
+LOAD_TEST_RPS_PER_WORKER = 10.0
 #: Pod names of a Deployment are ``<deployment>-<replicaset hash>-<pod hash>``.
 DEFAULT_BASELINE_SELECTOR = 'namespace="{{namespace}}",pod=~"{{baseline}}-[a-z0-9]+-[a-z0-9]+"'
 DEFAULT_CANARY_SELECTOR = 'namespace="{{namespace}}",pod=~"{{canary}}-[a-z0-9]+-[a-z0-9]+"'
@@ -114,6 +139,28 @@ class Pause:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LoadTest:
+    """Generate canary traffic: ``rps`` for ``duration_seconds``, within the caps.
+
+    A ``loadTest`` step runs one; an analysis with ``loadTest`` runs one sized by the
+    gatekeeper's LoadHint after an INCONCLUSIVE look (``rps``/``duration_seconds`` of the
+    template are then the caps, the action carries the sized values).
+    ``command`` items are templates (one argv entry each, never a shell string) with the
+    placeholders of :data:`LOAD_TEST_PLACEHOLDERS` as ``{{name}}``.
+    ``concurrency`` None: one worker per :data:`LOAD_TEST_RPS_PER_WORKER` requests/s.
+    """
+
+    rps: float
+    duration_seconds: float
+    max_rps: float
+    max_duration_seconds: float
+    image: str = DEFAULT_LOAD_TEST_IMAGE
+    command: tuple[str, ...] = DEFAULT_LOAD_TEST_COMMAND
+    url: str | None = None
+    concurrency: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Analysis:
     """Ask the gatekeeper for a verdict every interval, up to ``looks`` looks.
 
@@ -138,6 +185,9 @@ class Analysis:
     baseline_selector, canary_selector : str
         PromQL label matchers of both sides, with ``{{namespace}}``, ``{{name}}``,
         ``{{stable}}``, ``{{baseline}}`` and ``{{canary}}`` placeholders.
+    load_test : LoadTest, optional
+        Run a load test sized by the LoadHint of an INCONCLUSIVE look (its ``max_rps`` and
+        ``max_duration_seconds`` bound it); None: never (looks just go on).
     """
 
     spec: str | None = None
@@ -150,6 +200,7 @@ class Analysis:
     consecutive_error_limit: int = DEFAULT_CONSECUTIVE_ERROR_LIMIT
     baseline_selector: str = DEFAULT_BASELINE_SELECTOR
     canary_selector: str = DEFAULT_CANARY_SELECTOR
+    load_test: LoadTest | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,22 +208,6 @@ class SetHeaderRoute:
     """Route requests matching every header condition to the canary; empty: remove."""
 
     match: tuple[HeaderMatch, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoadTest:
-    """Generate canary traffic: ``rps`` for ``duration``, up to the caps (Jobs: next issue).
-
-    ``command`` items are templates with ``{rps}``, ``{duration}`` (seconds), ``{url}``.
-    """
-
-    rps: float
-    duration_seconds: float
-    max_rps: float
-    max_duration_seconds: float
-    image: str = DEFAULT_LOAD_TEST_IMAGE
-    command: tuple[str, ...] = DEFAULT_LOAD_TEST_COMMAND
-    url: str | None = None
 
 
 Step = SetWeight | Pause | Analysis | SetHeaderRoute | LoadTest
@@ -394,6 +429,7 @@ _ANALYSIS_KEYS = (
     "consecutiveErrorLimit",
     "baselineSelector",
     "canarySelector",
+    "loadTest",
 )
 
 
@@ -444,6 +480,9 @@ def _analysis(reader: _Reader, defaults: Mapping[str, Any]) -> Analysis:
         ),
         baseline_selector=selectors["baselineSelector"],
         canary_selector=selectors["canarySelector"],
+        load_test=None
+        if merged.data.get("loadTest") is None
+        else _load_test(merged.child("loadTest"), hinted=True),
     )
 
 
@@ -466,31 +505,59 @@ def _header_route(reader: _Reader) -> SetHeaderRoute:
     return SetHeaderRoute(match=tuple(matches))
 
 
-def _load_test(reader: _Reader) -> LoadTest:
-    reader.known("rps", "duration", "maxRps", "maxDuration", "image", "command", "url")
-    rps = reader.number("rps", 1.0)
-    duration = reader.duration("duration", None)
-    if duration is None:
-        reader.fail("is required (a duration such as 5m)", "duration")
-    max_rps = reader.number("maxRps", max(rps, 1.0))
-    max_duration = reader.duration("maxDuration", duration) or 0.0
+_LOAD_TEST_KEYS = ("maxRps", "maxDuration", "image", "command", "url", "concurrency")
+
+
+def _load_command(reader: _Reader) -> tuple[str, ...]:
+    command = reader.strings("command") or DEFAULT_LOAD_TEST_COMMAND
+    for item in command:
+        for placeholder in _PLACEHOLDER.findall(item):
+            if placeholder not in LOAD_TEST_PLACEHOLDERS:
+                reader.fail(
+                    f"unknown placeholder {{{{{placeholder}}}}}; allowed: "
+                    + ", ".join(f"{{{{{p}}}}}" for p in LOAD_TEST_PLACEHOLDERS),
+                    "command",
+                )
+    return command
+
+
+def _load_test(reader: _Reader, *, hinted: bool = False) -> LoadTest:
+    """A ``loadTest`` step, or (``hinted``) an analysis' load test sized by hints: caps only."""
+    if hinted:
+        reader.known(*_LOAD_TEST_KEYS)
+        max_rps = reader.number("maxRps", DEFAULT_LOAD_TEST_MAX_RPS)
+        cap = reader.duration("maxDuration", DEFAULT_LOAD_TEST_MAX_DURATION_SECONDS)
+        rps, duration = max_rps, cap or DEFAULT_LOAD_TEST_MAX_DURATION_SECONDS
+        max_duration: float = duration
+    else:
+        reader.known("rps", "duration", *_LOAD_TEST_KEYS)
+        rps = reader.number("rps", 1.0)
+        given = reader.duration("duration", None)
+        if given is None:
+            reader.fail("is required (a duration such as 5m)", "duration")
+        duration = given or 0.0
+        max_rps = reader.number("maxRps", max(rps, 1.0))
+        max_duration = reader.duration("maxDuration", duration) or 0.0
     if rps > max_rps:
         reader.fail(f"must be <= maxRps ({max_rps:g}), got {rps:g}", "rps")
-    if duration is not None and duration > max_duration:
+    if duration > max_duration:
         reader.fail(
             f"must be <= maxDuration ({format_duration(max_duration)}), "
             f"got {format_duration(duration)}",
             "duration",
         )
-    command = reader.strings("command") or DEFAULT_LOAD_TEST_COMMAND
+    concurrency = reader.data.get("concurrency")
     return LoadTest(
         rps=rps,
-        duration_seconds=duration or 0.0,
+        duration_seconds=duration,
         max_rps=max_rps,
         max_duration_seconds=max_duration,
         image=reader.string("image", DEFAULT_LOAD_TEST_IMAGE) or DEFAULT_LOAD_TEST_IMAGE,
-        command=command,
+        command=_load_command(reader),
         url=reader.string("url") or None,
+        concurrency=None
+        if concurrency is None
+        else reader.integer("concurrency", 1, low=1, high=1000),
     )
 
 
@@ -643,11 +710,58 @@ class AnalysisState:
         ``start + (looks_taken + 1) * interval`` or later.
     consecutive_errors : int
         ERROR verdicts or unreachable gatekeeper in a row.
+    offset_seconds : float
+        Shift of the look schedule: looks are held while a load test runs, and the first
+        look after it is due at once (look k is due at ``start + offset + k * interval``).
+    retry_at : float, optional
+        After an ERROR: when the same look is asked again (backoff); None: on schedule.
     """
 
     start: float
     looks_taken: int = 0
     consecutive_errors: int = 0
+    offset_seconds: float = 0.0
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadTestState:
+    """The load test the rollout runs (or ran last) for its current step.
+
+    Attributes
+    ----------
+    step_index, look : int
+        The step, and the look whose LoadHint sized it (0: a ``loadTest`` step).
+    rps, duration_seconds : float
+        The size it runs at (within the caps).
+    started_at : float
+        When the controller decided to run it.
+    job : str
+        The Job's name (deterministic: the same after a restart); "" until known.
+    finished : bool
+        The Job ended and the result was taken into account.
+    """
+
+    step_index: int
+    look: int
+    rps: float
+    duration_seconds: float
+    started_at: float
+    job: str = ""
+    finished: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerdictRecord:
+    """One verdict of the rollout (the status keeps the last :data:`VERDICTS_KEPT`)."""
+
+    step_index: int
+    look: int
+    decision: str
+    summary: str
+
+
+VERDICTS_KEPT = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -672,6 +786,8 @@ class Status:
     last_decision: str = ""
     last_summary: str = ""
     handled_request: str = ""
+    load_test: LoadTestState | None = None
+    verdicts: tuple[VerdictRecord, ...] = ()
 
 
 def to_rfc3339(seconds: float | None) -> str | None:
@@ -724,11 +840,71 @@ def status_to_dict(status: Status) -> dict[str, Any]:
             "start": to_rfc3339(analysis.start),
             "looksTaken": analysis.looks_taken,
             "consecutiveErrors": analysis.consecutive_errors,
+            "offsetSeconds": analysis.offset_seconds,
+            "retryAt": to_rfc3339(analysis.retry_at),
         },
         "lastDecision": status.last_decision or None,
         "lastSummary": status.last_summary or None,
         "handledRequest": status.handled_request or None,
+        "loadTest": _load_test_dict(status.load_test),
+        "verdicts": [
+            {
+                "stepIndex": v.step_index,
+                "look": v.look,
+                "decision": v.decision,
+                "summary": v.summary,
+            }
+            for v in status.verdicts
+        ]
+        or None,
     }
+
+
+def _load_test_dict(state: LoadTestState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "stepIndex": state.step_index,
+        "look": state.look,
+        "rps": state.rps,
+        "durationSeconds": state.duration_seconds,
+        "startedAt": to_rfc3339(state.started_at),
+        "job": state.job or None,
+        "finished": state.finished,
+    }
+
+
+def _number(value: object, default: float = 0.0) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if ok else default  # type: ignore[arg-type]
+
+
+def _load_test_state(raw: object) -> LoadTestState | None:
+    if not isinstance(raw, Mapping) or from_rfc3339(raw.get("startedAt")) is None:
+        return None
+    return LoadTestState(
+        step_index=_int(raw.get("stepIndex")),
+        look=_int(raw.get("look")),
+        rps=_number(raw.get("rps")),
+        duration_seconds=_number(raw.get("durationSeconds")),
+        started_at=from_rfc3339(raw.get("startedAt")) or 0.0,
+        job=_str(raw.get("job")),
+        finished=raw.get("finished") is True,
+    )
+
+
+def _verdicts(raw: object) -> tuple[VerdictRecord, ...]:
+    items = raw if isinstance(raw, list) else []
+    return tuple(
+        VerdictRecord(
+            step_index=_int(v.get("stepIndex")),
+            look=_int(v.get("look")),
+            decision=_str(v.get("decision")),
+            summary=_str(v.get("summary")),
+        )
+        for v in items
+        if isinstance(v, Mapping)
+    )
 
 
 def _int(value: object, default: int = 0) -> int:
@@ -753,6 +929,8 @@ def status_from_dict(raw: object) -> Status:
             start=from_rfc3339(raw_analysis.get("start")) or 0.0,
             looks_taken=_int(raw_analysis.get("looksTaken")),
             consecutive_errors=_int(raw_analysis.get("consecutiveErrors")),
+            offset_seconds=_number(raw_analysis.get("offsetSeconds")),
+            retry_at=from_rfc3339(raw_analysis.get("retryAt")),
         )
     routes = data.get("headerRoute") or []
     header_route = tuple(
@@ -779,6 +957,8 @@ def status_from_dict(raw: object) -> Status:
         last_decision=_str(data.get("lastDecision")),
         last_summary=_str(data.get("lastSummary")),
         handled_request=_str(data.get("handledRequest")),
+        load_test=_load_test_state(data.get("loadTest")),
+        verdicts=_verdicts(data.get("verdicts")),
     )
 
 

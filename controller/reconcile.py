@@ -9,6 +9,16 @@ Problems are reported in the status, never guessed around: a spec the controller
 run (a field, a router that cannot do a step, a target it cannot manage) is written to
 ``status.specError`` with the rollout frozen where it is; an API error that may pass
 (a conflict, a server error) is retried at the next reconcile.
+
+A rollback decision is written to the status *before* it is carried out, so it is never
+lost; a rollback that fails (router or API error) is retried every reconcile and raised
+loudly: the condition ``RollbackFailed``, a Warning Event, a log at error and a critical
+notification (the only one that pages). Every transition gets an Event once its status
+is written; promotions and rollbacks are notified (webhook) then.
+
+Load tests run as Jobs (:mod:`controller.loadtest`): created once per decision (an
+existing Job of the same deterministic name is adopted), polled while the status says
+one runs, and deleted once finished and no longer the status' current one.
 """
 
 from __future__ import annotations
@@ -19,19 +29,32 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from controller import analysis as analyses
+from controller import events as transitions
+from controller import loadtest
 from controller.clock import Clock
 from controller.kube import Kube
 from controller.model import (
     REQUEST_ANNOTATION,
     CanarySpec,
+    Phase,
     SpecError,
     Status,
     parse_intervention,
     parse_spec,
     status_from_dict,
     status_to_dict,
+    to_rfc3339,
 )
-from controller.resources import CANARIES, DEPLOYMENTS, SERVICES, KubeError, Object
+from controller.notify import Notification, Notifier
+from controller.resources import (
+    CANARIES,
+    DEPLOYMENTS,
+    EVENTS,
+    JOBS,
+    SERVICES,
+    KubeError,
+    Object,
+)
 from controller.routers import RouterContext, RouterError, TrafficRouter
 from controller.routers.factory import make_router
 from controller.routers.memory import MemoryRouters
@@ -42,6 +65,7 @@ from controller.stepper import (
     EnsureServices,
     EnsureStable,
     Feedback,
+    LoadTestFinished,
     Observation,
     RequestVerdict,
     RouteHeaders,
@@ -52,6 +76,7 @@ from controller.stepper import (
     advance,
 )
 from controller.workloads import (
+    CANARY_LABEL,
     HASH_ANNOTATION,
     Names,
     TargetError,
@@ -67,14 +92,15 @@ log = logging.getLogger("controller.reconcile")
 
 #: Seconds until a reconcile that met a passing problem (API error, missing target) retries.
 RETRY_SECONDS = 10.0
-LOAD_TEST_UNSUPPORTED = (
-    "loadTest is not supported yet by this controller (its Jobs come in a later release); "
-    "the step was not run"
-)
+ROLLBACK_FAILED = "RollbackFailed"
 
 
 class Waiting(Exception):
     """Something outside the spec is missing for now (the target Deployment)."""
+
+
+class RollbackFailed(Exception):
+    """Carrying out a rollback failed (router or API error); retried every reconcile."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +131,10 @@ class Reconciler:
         In-memory routers (tests, demo); without it ``router.type: memory`` is an error.
     analyze_timeout : float
         Seconds per Analyze call, retries included.
+    notifier : Notifier, optional
+        Where promotions, rollbacks and failed rollbacks are announced.
+    identity : str
+        This replica's name (the Events' ``reportingInstance``).
     """
 
     def __init__(
@@ -115,12 +145,16 @@ class Reconciler:
         clock: Clock,
         memory: MemoryRouters | None = None,
         analyze_timeout: float = 30.0,
+        notifier: Notifier | None = None,
+        identity: str = "",
     ) -> None:
         self.kube = kube
         self.analyzer = analyzer
         self.clock = clock
         self.memory = memory
         self.analyze_timeout = analyze_timeout
+        self.notifier = notifier
+        self.identity = identity
 
     def reconcile(self, canary: Object) -> float | None:
         """Reconcile one Canary object.
@@ -134,9 +168,12 @@ class Reconciler:
         namespace, name = meta.get("namespace", "default"), meta["name"]
         stored = status_from_dict(canary.get("status"))
         generation = int(meta.get("generation") or 0)
+        committed = [stored]  # the status last written (a rollback is written before acting)
         try:
             spec = parse_spec(canary.get("spec"), name=name)
-            status, requeue = self._step(canary, spec, stored, namespace=namespace)
+            status, requeue = self._step(canary, spec, committed, namespace=namespace)
+        except RollbackFailed as exc:
+            return self._rollback_failed(canary, committed[-1], exc)
         except (SpecError, RouterError, TargetError) as exc:
             if isinstance(exc, RouterError) and not exc.permanent:
                 return self._report(canary, stored, message=f"retrying: {exc}", retry=True)
@@ -147,7 +184,9 @@ class Reconciler:
             return self._report(canary, stored, message=f"retrying: {exc}", retry=True)
         except Waiting as exc:
             return self._report(canary, stored, message=str(exc), retry=True)
-        self._write(canary, replace(status, observed_generation=generation), spec_error=None)
+        status = replace(status, observed_generation=generation)
+        self._commit(canary, committed[-1], status, recovered=self._rollback_failing(canary))
+        self._clean_jobs(canary, before=stored, after=status, namespace=namespace)
         return requeue
 
     # --- observe ---------------------------------------------------------------------
@@ -206,14 +245,20 @@ class Reconciler:
     # --- step and act ----------------------------------------------------------------
 
     def _step(
-        self, canary: Object, spec: CanarySpec, stored: Status, *, namespace: str
+        self, canary: Object, spec: CanarySpec, committed: list[Status], *, namespace: str
     ) -> tuple[Status, float | None]:
+        stored = committed[-1]
         world = self._world(canary, spec, namespace=namespace)
         observation = self._observe(world)
         now = self.clock.now()
-        transition = advance(spec=spec, status=stored, observation=observation, now=now)
+        finished = self._load_test_feedback(world, stored)
+        transition = advance(
+            spec=spec, status=stored, observation=observation, now=now, feedback=finished
+        )
         for _ in range(3):  # a verdict or a failed action is fed back once per reconcile
-            answer = self._act(world, spec, transition)
+            transition = replace(transition, status=self._name_job(world, transition.status))
+            self._persist_rollback(canary, committed, transition.status)
+            answer = self._act_checked(world, spec, transition)
             if answer is None:
                 break
             transition = advance(
@@ -224,7 +269,112 @@ class Reconciler:
                 feedback=answer,
             )
             world = self._world(canary, spec, namespace=namespace)  # the first pass changed it
-        return transition.status, transition.requeue_at
+        return self._name_job(world, transition.status), transition.requeue_at
+
+    def _persist_rollback(self, canary: Object, committed: list[Status], status: Status) -> None:
+        """Write a rollback decision before carrying it out: it is never lost."""
+        if status.phase is Phase.FAILED and committed[-1].phase is not Phase.FAILED:
+            generation = int(canary.get("metadata", {}).get("generation") or 0)
+            status = replace(status, observed_generation=generation)
+            self._commit(canary, committed[-1], status)
+            committed.append(status)
+
+    def _act_checked(
+        self, world: World, spec: CanarySpec, transition: Transition
+    ) -> Feedback | None:
+        try:
+            return self._act(world, spec, transition)
+        except (KubeError, RouterError) as exc:
+            if transition.status.phase is Phase.FAILED:
+                raise RollbackFailed(str(exc)) from exc
+            raise
+
+    # --- load tests ------------------------------------------------------------------
+
+    def _job_name(self, world: World, status: Status) -> str:
+        state = status.load_test
+        assert state is not None
+        return state.job or loadtest.job_name(
+            canary=world.names.canary,
+            revision=status.canary_hash,
+            step_index=state.step_index,
+            look=state.look,
+        )
+
+    def _name_job(self, world: World, status: Status) -> Status:
+        state = status.load_test
+        if state is None or state.job:
+            return status
+        return replace(status, load_test=replace(state, job=self._job_name(world, status)))
+
+    def _load_test_feedback(self, world: World, stored: Status) -> Feedback | None:
+        """The end of the load test the status says runs, once its Job finished."""
+        state = stored.load_test
+        if state is None or state.finished or stored.phase is not Phase.PROGRESSING:
+            return None
+        name = self._job_name(world, stored)
+        job = self.kube.get(JOBS, namespace=world.namespace, name=name)
+        log.debug("load test Job %s: %s", name, None if job is None else job.get("status"))
+        if job is None:
+            result = loadtest.JobResult(succeeded=False, message=f"Job {name} is gone")
+        else:
+            found = loadtest.job_result(job)
+            if found is None:
+                return None
+            result = found
+        log.info("load test Job %s/%s finished: %s", world.namespace, name, result)
+        return LoadTestFinished(
+            step_index=state.step_index,
+            look=state.look,
+            succeeded=result.succeeded,
+            message=result.message,
+        )
+
+    def _run_load_test(
+        self, world: World, spec: CanarySpec, status: Status, action: RunLoadTest
+    ) -> Feedback | None:
+        where = loadtest.JobSpec(
+            namespace=world.namespace,
+            names=world.names,
+            revision=status.canary_hash,
+            step_index=action.step_index,
+            look=action.look,
+            port=spec.service.port,
+            owner=owner_reference(world.canary),
+        )
+        body = loadtest.job_body(action.load_test, where=where)
+        name = body["metadata"]["name"]
+        try:
+            self.kube.create(JOBS, namespace=world.namespace, body=body)
+        except KubeError as exc:
+            if exc.status == 409:
+                log.info("load test Job %s/%s exists: adopted", world.namespace, name)
+                return None
+            if exc.temporary:
+                raise
+            return ActionFailed(
+                step_index=action.step_index, message=f"cannot create load test Job {name}: {exc}"
+            )
+        return None
+
+    def _clean_jobs(self, canary: Object, *, before: Status, after: Status, namespace: str) -> None:
+        """Delete this Canary's load-test Jobs except the one the status says runs."""
+        busy = not after.phase.at_rest or after.phase is not before.phase
+        if not busy and before.load_test is None:
+            return
+        keep = after.load_test.job if after.load_test and not after.load_test.finished else ""
+        name = canary["metadata"]["name"]
+        try:
+            jobs = self.kube.list(JOBS, namespace=namespace, labels={CANARY_LABEL: name})
+            for job in jobs:
+                job_name = job["metadata"]["name"]
+                if job_name != keep and loadtest.owned_by(job, canary=name):
+                    self.kube.delete(
+                        JOBS, namespace=namespace, name=job_name, propagation="Background"
+                    )
+                    log.info("deleted load test Job %s/%s", namespace, job_name)
+        except KubeError as exc:
+            log.warning("cleaning the load test Jobs of %s/%s: %s", namespace, name, exc)
 
     def _act(self, world: World, spec: CanarySpec, transition: Transition) -> Feedback | None:
         """Carry out the actions in order; the feedback of a one-shot action, if any."""
@@ -252,8 +402,7 @@ class Reconciler:
         elif isinstance(action, RequestVerdict):
             return self._verdict(world, spec, status, action)
         elif isinstance(action, RunLoadTest):
-            log.warning("Canary %s: %s", world.names.canary, LOAD_TEST_UNSUPPORTED)
-            return ActionFailed(step_index=action.step_index, message=LOAD_TEST_UNSUPPORTED)
+            return self._run_load_test(world, spec, status, action)
         return None
 
     def _verdict(
@@ -388,8 +537,99 @@ class Reconciler:
         self._write(canary, replace(status, observed_generation=generation), spec_error=spec_error)
         return self.clock.now() + RETRY_SECONDS if retry else None
 
-    def _write(self, canary: Object, status: Status, *, spec_error: str | None) -> None:
-        body = {**status_to_dict(status), "specError": spec_error}
+    # --- transitions: status, Events, notifications ----------------------------------
+
+    def _commit(
+        self, canary: Object, before: Status, after: Status, *, recovered: bool = False
+    ) -> None:
+        """Write the status, then announce what changed (Events, notifications)."""
+        condition = None
+        if recovered:
+            condition = self._condition(False, "Recovered", "the rollback was carried out")
+        self._write(canary, after, spec_error=None, condition=condition)
+        for change in transitions.changes(before, after):
+            self._event(canary, change)
+        if recovered:
+            self._event(
+                canary, transitions.Change(reason="RollbackRecovered", message=after.message)
+            )
+        if after.phase is not before.phase and after.phase in (Phase.SUCCEEDED, Phase.FAILED):
+            promoted = after.phase is Phase.SUCCEEDED
+            self._notify(
+                canary,
+                after,
+                text=("Promoted" if promoted else "Rolled back") + f": {after.message}",
+                severity="info" if promoted else "warning",
+            )
+
+    def _rollback_failing(self, canary: Object) -> bool:
+        conditions = (canary.get("status") or {}).get("conditions") or []
+        return any(
+            c.get("type") == ROLLBACK_FAILED and c.get("status") == "True" for c in conditions
+        )
+
+    def _rollback_failed(self, canary: Object, status: Status, exc: RollbackFailed) -> float:
+        meta = canary["metadata"]
+        where = f"{meta.get('namespace', 'default')}/{meta['name']}"
+        log.error("ROLLBACK FAILED for Canary %s (retrying): %s", where, exc)
+        first = not self._rollback_failing(canary)
+        message = f"rollback failed, retrying: {exc}"
+        self._write(
+            canary,
+            replace(status, message=message),
+            spec_error=None,
+            condition=self._condition(True, "RouterOrAPIError", str(exc)) if first else None,
+        )
+        if first:  # once per episode, not at every retry
+            self._event(
+                canary, transitions.Change(reason=ROLLBACK_FAILED, message=message, warning=True)
+            )
+            self._notify(
+                canary, status, text=f"ROLLBACK FAILED for {where}: {exc}", severity="critical"
+            )
+        return self.clock.now() + RETRY_SECONDS
+
+    def _condition(self, failing: bool, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "type": ROLLBACK_FAILED,
+            "status": "True" if failing else "False",
+            "reason": reason,
+            "message": message[:1024],
+            "lastTransitionTime": to_rfc3339(self.clock.now()),
+        }
+
+    def _event(self, canary: Object, change: transitions.Change) -> None:
+        body = transitions.event_body(canary, change, now=self.clock.now(), instance=self.identity)
+        namespace = canary["metadata"].get("namespace", "default")
+        try:
+            self.kube.create(EVENTS, namespace=namespace, body=body)
+        except KubeError as exc:  # Events are best effort
+            log.warning("cannot record Event %s: %s", change.reason, exc)
+
+    def _notify(self, canary: Object, status: Status, *, text: str, severity: str) -> None:
+        if self.notifier is None:
+            return
+        meta = canary["metadata"]
+        fields = {
+            "canary": f"{meta.get('namespace', 'default')}/{meta['name']}",
+            "phase": status.phase.value,
+            "revision": status.canary_hash or "-",
+            "stable": status.stable_hash or "-",
+            "lastDecision": status.last_decision or "-",
+        }
+        self.notifier.send(Notification(text=text, severity=severity, fields=fields))
+
+    def _write(
+        self,
+        canary: Object,
+        status: Status,
+        *,
+        spec_error: str | None,
+        condition: dict[str, Any] | None = None,
+    ) -> None:
+        body: dict[str, Any] = {**status_to_dict(status), "specError": spec_error}
+        if condition is not None:
+            body["conditions"] = [condition]
         current = canary.get("status") or {}
         if all(current.get(key) == value for key, value in body.items()):
             return

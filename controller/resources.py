@@ -44,6 +44,9 @@ HTTPROUTES = ResourceKind("gateway.networking.k8s.io", "v1", "httproutes", "HTTP
 VIRTUALSERVICES = ResourceKind(
     "networking.istio.io", "v1beta1", "virtualservices", "VirtualService"
 )
+JOBS = ResourceKind("batch", "v1", "jobs", "Job")
+EVENTS = ResourceKind("", "v1", "events", "Event")
+LEASES = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease")
 CRDS = ResourceKind(
     "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition"
 )

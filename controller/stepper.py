@@ -15,10 +15,15 @@ or a rollback -> ``Failed``. Decisions that never promote on doubt:
 
 - FAIL, a permanent gatekeeper error (bad spec, rejected query), canary pods not ready
   within ``progressDeadlineSeconds``: roll back at once.
-- ERROR verdicts or an unreachable gatekeeper: look again next interval; roll back after
-  ``consecutiveErrorLimit`` in a row.
+- ERROR verdicts or an unreachable gatekeeper: ask the same look again after a backoff
+  (10 s, 20 s, ... up to the interval); roll back after ``consecutiveErrorLimit`` in a row.
 - INCONCLUSIVE at the last planned look: ``onInconclusive`` (extend up to
   ``maxExtraLooks``, then roll back; roll back; or pause for a human).
+- INCONCLUSIVE before it, with a LoadHint and an analysis ``loadTest``: a load test sized by
+  the hint within the caps (:class:`RunLoadTest`, once per decision, none while one runs).
+  Looks go on while it runs, so a canary that fails under load is rolled back at the first
+  look that shows it; when it finished (:class:`LoadTestFinished`) the next look is due at
+  once.
 """
 
 from __future__ import annotations
@@ -28,18 +33,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from controller.model import (
+    VERDICTS_KEPT,
     Analysis,
     AnalysisState,
     CanarySpec,
     HeaderMatch,
     Intervention,
     LoadTest,
+    LoadTestState,
     Pause,
     Phase,
     SetHeaderRoute,
     SetWeight,
     Status,
     Step,
+    VerdictRecord,
     Weights,
     format_duration,
     replica_split,
@@ -47,6 +55,8 @@ from controller.model import (
 
 #: How soon to look again while waiting for something without a known time.
 RECHECK_SECONDS = 5.0
+#: First backoff after an ERROR look; doubled per ERROR in a row, at most the interval.
+RETRY_BASE_SECONDS = 10.0
 
 DECISIONS = ("PASS", "FAIL", "INCONCLUSIVE", "ERROR")
 
@@ -90,6 +100,18 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LoadHint:
+    """The gatekeeper's LoadHint: canary requests still needed, and at what rate for how long.
+
+    ``rps`` is synthetic canary traffic to add on top of the organic traffic.
+    """
+
+    canary_requests_needed: float
+    rps: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VerdictFeedback:
     """The answer to a :class:`RequestVerdict`.
 
@@ -111,6 +133,7 @@ class VerdictFeedback:
     decision: str
     summary: str
     permanent: bool = False
+    load_hint: LoadHint | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,7 +144,17 @@ class ActionFailed:
     message: str
 
 
-Feedback = VerdictFeedback | ActionFailed
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadTestFinished:
+    """The load test of ``(step_index, look)`` (a :class:`RunLoadTest`) ended."""
+
+    step_index: int
+    look: int
+    succeeded: bool = True
+    message: str = ""
+
+
+Feedback = VerdictFeedback | ActionFailed | LoadTestFinished
 
 
 # --- actions ----------------------------------------------------------------------------
@@ -190,10 +223,17 @@ class RequestVerdict:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunLoadTest:
-    """Start the load test of step ``step_index``."""
+    """Run a load test: ``load_test.rps`` requests/s for ``load_test.duration_seconds``.
+
+    Emitted once, when the machine decides it (the status' ``load_test`` records it); the
+    executor answers :class:`LoadTestFinished` with the same ``step_index`` and ``look``
+    when it ended. ``look`` is the look whose LoadHint sized it (0: a ``loadTest`` step);
+    ``(canary revision, step_index, look)`` identifies it (the Job's name).
+    """
 
     step_index: int
     load_test: LoadTest
+    look: int = 0
 
 
 Action = (
@@ -325,12 +365,14 @@ def _start(spec: CanarySpec, status: Status, template_hash: str, now: float) -> 
         header_route_changed_at=None,
         not_ready_since=None,
         analysis=None,
+        load_test=None,
     )
 
 
 def _rollback(status: Status, reason: str) -> Status:
     return replace(
         status,
+        load_test=None,
         phase=Phase.FAILED,
         message=f"rolled back: {reason}",
         failed_hash=status.canary_hash,
@@ -343,7 +385,13 @@ def _rollback(status: Status, reason: str) -> Status:
 
 
 def _next_step(status: Status) -> Status:
-    return replace(status, step_index=status.step_index + 1, step_started_at=None, analysis=None)
+    return replace(
+        status,
+        step_index=status.step_index + 1,
+        step_started_at=None,
+        analysis=None,
+        load_test=None,
+    )
 
 
 def _progress(
@@ -369,7 +417,7 @@ def _progress(
     if status.weight_confirmed_at is None and seen.weights == _weights(spec, status):
         status = replace(status, weight_confirmed_at=now)
     if feedback is not None:
-        status = _apply_feedback(spec, status, feedback)
+        status = _apply_feedback(spec, status, feedback, now=now, one_shot=one_shot)
     ready = status.not_ready_since is None
     for _ in range(len(spec.steps) + 1):
         if status.phase is not Phase.PROGRESSING or not ready:
@@ -429,9 +477,55 @@ def _run_step(
     if isinstance(step, Pause):
         return _pause(status, step, now)
     if isinstance(step, LoadTest):
-        one_shot.append(RunLoadTest(step_index=status.step_index, load_test=step))
-        return status, False
+        return _load_step(status, step, now, one_shot)
     return _analyze(status, step, now, one_shot)
+
+
+def _load_step(
+    status: Status, step: LoadTest, now: float, one_shot: list[Action]
+) -> tuple[Status, bool]:
+    state = status.load_test
+    if state is not None and state.step_index == status.step_index:
+        return status, state.finished
+    return _start_load_test(status, step, look=0, now=now, one_shot=one_shot), False
+
+
+def size_load_test(template: LoadTest, hint: LoadHint) -> LoadTest:
+    """The load test a hint asks for, within the template's caps.
+
+    The rate is capped at ``max_rps``; the requests still needed then take longer, up to
+    ``max_duration_seconds``.
+    """
+    rps = min(hint.rps, template.max_rps)
+    seconds = float(hint.seconds)
+    if hint.canary_requests_needed > 0 and rps > 0:
+        seconds = max(seconds, math.ceil(hint.canary_requests_needed / rps))
+    seconds = min(max(seconds, 1.0), template.max_duration_seconds)
+    return replace(template, rps=rps, duration_seconds=seconds)
+
+
+def _start_load_test(
+    status: Status, load: LoadTest, *, look: int, now: float, one_shot: list[Action]
+) -> Status:
+    one_shot.append(RunLoadTest(step_index=status.step_index, load_test=load, look=look))
+    state = LoadTestState(
+        step_index=status.step_index,
+        look=look,
+        rps=load.rps,
+        duration_seconds=load.duration_seconds,
+        started_at=now,
+    )
+    what = f"{load.rps:g} requests/s for {format_duration(load.duration_seconds)}"
+    return replace(
+        status,
+        load_test=state,
+        message=f"steps[{status.step_index}]: load test of the canary, {what}",
+    )
+
+
+def _load_running(status: Status) -> bool:
+    state = status.load_test
+    return state is not None and state.step_index == status.step_index and not state.finished
 
 
 def _pause(status: Status, step: Pause, now: float) -> tuple[Status, bool]:
@@ -457,7 +551,12 @@ def _analyze(
         changed = max(status.weight_confirmed_at, status.header_route_changed_at or 0.0)
         state = AnalysisState(start=changed + step.warmup_seconds)
         status = replace(status, analysis=state)
-    due = math.floor((now - state.start) / step.interval_seconds) if now > state.start else 0
+    origin = state.start + state.offset_seconds
+    due = math.floor((now - origin) / step.interval_seconds) if now > origin else 0
+    if state.retry_at is not None:
+        if now < state.retry_at:
+            return status, False
+        due = max(due, state.looks_taken + 1)
     if due > state.looks_taken:
         one_shot.append(
             RequestVerdict(
@@ -466,33 +565,87 @@ def _analyze(
                 look=due,
                 planned=step.looks,
                 start=state.start,
-                end=state.start + due * step.interval_seconds,
+                end=origin + due * step.interval_seconds,
             )
         )
-        status = replace(status, analysis=replace(state, looks_taken=due))
+        status = replace(status, analysis=replace(state, looks_taken=due, retry_at=None))
     return status, False
 
 
-def _apply_feedback(spec: CanarySpec, status: Status, feedback: Feedback) -> Status:
+def _apply_feedback(
+    spec: CanarySpec, status: Status, feedback: Feedback, *, now: float, one_shot: list[Action]
+) -> Status:
     if feedback.step_index != status.step_index:
         return status  # about a step already left (a resume, a restart): stale
     if isinstance(feedback, ActionFailed):
-        return replace(
-            status,
-            phase=Phase.PAUSED,
-            message=f"steps[{feedback.step_index}]: {feedback.message}; "
-            "resume to continue past it, or abort to roll back",
-        )
+        return _paused_by_failure(status, feedback.message)
     step = spec.steps[status.step_index] if status.step_index < len(spec.steps) else None
+    if isinstance(feedback, LoadTestFinished):
+        return _load_finished(status, step, feedback, now=now)
     if not isinstance(step, Analysis) or status.analysis is None:
         return status
-    return _judge(status, step, status.analysis, feedback)
+    return _judge(status, step, status.analysis, feedback, now=now, one_shot=one_shot)
+
+
+def _paused_by_failure(status: Status, message: str) -> Status:
+    return replace(
+        status,
+        phase=Phase.PAUSED,
+        message=f"steps[{status.step_index}]: {message}; "
+        "resume to continue past it, or abort to roll back",
+    )
+
+
+def _load_finished(
+    status: Status, step: Step | None, done: LoadTestFinished, *, now: float
+) -> Status:
+    state = status.load_test
+    if state is None or state.look != done.look or state.finished:
+        return status  # not the load test in flight: stale
+    status = replace(status, load_test=replace(state, finished=True))
+    if isinstance(step, LoadTest):
+        if not done.succeeded:
+            return _paused_by_failure(status, f"the load test failed: {done.message}")
+        return replace(status, message=f"steps[{status.step_index}]: load test finished")
+    if not isinstance(step, Analysis) or status.analysis is None:
+        return status
+    analysis = status.analysis
+    # The next look is due at once and covers the whole window, the load test's included.
+    offset = now - analysis.start - (analysis.looks_taken + 1) * step.interval_seconds
+    analysis = replace(analysis, offset_seconds=offset)
+    outcome = "finished" if done.succeeded else f"failed ({done.message})"
+    return replace(
+        status,
+        analysis=analysis,
+        message=f"steps[{status.step_index}]: load test {outcome}; looking again",
+    )
+
+
+def _record(status: Status, verdict: VerdictFeedback) -> Status:
+    record = VerdictRecord(
+        step_index=verdict.step_index,
+        look=verdict.look,
+        decision=verdict.decision,
+        summary=verdict.summary,
+    )
+    return replace(
+        status,
+        last_decision=verdict.decision,
+        last_summary=verdict.summary,
+        verdicts=(*status.verdicts, record)[-VERDICTS_KEPT:],
+    )
 
 
 def _judge(
-    status: Status, step: Analysis, state: AnalysisState, verdict: VerdictFeedback
+    status: Status,
+    step: Analysis,
+    state: AnalysisState,
+    verdict: VerdictFeedback,
+    *,
+    now: float,
+    one_shot: list[Action],
 ) -> Status:
-    status = replace(status, last_decision=verdict.decision, last_summary=verdict.summary)
+    status = _record(status, verdict)
     where = f"steps[{status.step_index}] look {verdict.look}"
     if verdict.permanent:
         return _rollback(
@@ -503,8 +656,20 @@ def _judge(
     if verdict.decision == "PASS":
         return _next_step(replace(status, message=f"PASS at {where}: {verdict.summary}"))
     if verdict.decision == "INCONCLUSIVE":
-        status = replace(status, analysis=replace(state, consecutive_errors=0))
-        return _inconclusive(status, step, verdict, where)
+        status = replace(status, analysis=replace(state, consecutive_errors=0, retry_at=None))
+        return _inconclusive(status, step, verdict, where, now=now, one_shot=one_shot)
+    return _error(status, step, state, verdict, now=now)
+
+
+def retry_backoff(*, errors: int, interval_seconds: float) -> float:
+    """Seconds before asking a look again after ``errors`` ERROR answers in a row."""
+    return float(min(interval_seconds, RETRY_BASE_SECONDS * 2 ** max(errors - 1, 0)))
+
+
+def _error(
+    status: Status, step: Analysis, state: AnalysisState, verdict: VerdictFeedback, *, now: float
+) -> Status:
+    where = f"steps[{status.step_index}] look {verdict.look}"
     errors = state.consecutive_errors + 1
     if errors >= step.consecutive_error_limit:
         return _rollback(
@@ -512,17 +677,39 @@ def _judge(
             f"the gatekeeper answered ERROR {errors} times in a row (limit "
             f"{step.consecutive_error_limit}), last at {where}: {verdict.summary}",
         )
+    wait = retry_backoff(errors=errors, interval_seconds=step.interval_seconds)
+    retry = replace(
+        state,
+        consecutive_errors=errors,
+        looks_taken=min(state.looks_taken, verdict.look - 1),
+        retry_at=now + wait,
+    )
     return replace(
         status,
-        analysis=replace(state, consecutive_errors=errors),
+        analysis=retry,
         message=f"ERROR at {where} ({errors} of {step.consecutive_error_limit}), "
-        f"retrying next interval: {verdict.summary}",
+        f"asking again in {format_duration(wait)}: {verdict.summary}",
     )
 
 
-def _inconclusive(status: Status, step: Analysis, verdict: VerdictFeedback, where: str) -> Status:
+def _inconclusive(
+    status: Status,
+    step: Analysis,
+    verdict: VerdictFeedback,
+    where: str,
+    *,
+    now: float,
+    one_shot: list[Action],
+) -> Status:
     last = step.looks + (step.max_extra_looks if step.on_inconclusive == "extend" else 0)
     if verdict.look < step.looks or (step.on_inconclusive == "extend" and verdict.look < last):
+        hint = verdict.load_hint
+        if _load_running(status):
+            return replace(status, message=f"INCONCLUSIVE at {where}: looking on under load")
+        if step.load_test is not None and hint is not None and hint.rps > 0 and hint.seconds > 0:
+            load = size_load_test(step.load_test, hint)
+            status = _start_load_test(status, load, look=verdict.look, now=now, one_shot=one_shot)
+            return replace(status, message=f"INCONCLUSIVE at {where}: {status.message}")
         return replace(status, message=f"INCONCLUSIVE at {where} of {step.looks}: looking on")
     if step.on_inconclusive == "pause":
         return replace(
@@ -548,6 +735,7 @@ def _promote(spec: CanarySpec, status: Status, seen: Observation, now: float) ->
             header_route=(),
             analysis=None,
             not_ready_since=None,
+            load_test=None,
         )
     return replace(status, message=f"promoting: the stable takes template {status.canary_hash}")
 
@@ -609,10 +797,15 @@ def _requeue_at(spec: CanarySpec, status: Status, now: float) -> float | None:
         return min(times, default=None)
     if isinstance(step, Pause) and step.duration_seconds is not None:
         times.append((status.step_started_at or now) + step.duration_seconds)
-    if isinstance(step, Analysis):
+    if _load_running(status) or isinstance(step, LoadTest):
+        times.append(now + RECHECK_SECONDS)  # the load test's Job is polled
+    elif isinstance(step, Analysis):
         state = status.analysis
         if state is None:
             times.append(now + RECHECK_SECONDS)  # waiting for the router's read-back
+        elif state.retry_at is not None:
+            times.append(state.retry_at)
         else:
-            times.append(state.start + (state.looks_taken + 1) * step.interval_seconds)
+            origin = state.start + state.offset_seconds
+            times.append(origin + (state.looks_taken + 1) * step.interval_seconds)
     return min(times, default=now + RECHECK_SECONDS)

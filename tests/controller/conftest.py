@@ -10,11 +10,14 @@ controller relies on is added here (:class:`FixedEmulator`):
   are real;
 - status subresource semantics: a patch of ``/status`` changes only ``status``, a patch
   of the object never does;
-- creating a CustomResourceDefinition serves its resource (as installing a CRD does).
+- creating a CustomResourceDefinition serves its resource (as installing a CRD does);
+- optimistic concurrency for Leases: a patch carrying a stale ``metadata.resourceVersion``
+  is rejected with 409 Conflict, atomically with the write (leader election is real).
 
 The emulator runs no workloads, so :class:`DeploymentController` plays the Deployment
 controller through the API: it watches Deployments and marks each one's status as rolled
-out (every replica updated and available) unless a test made its image "broken".
+out (every replica updated and available) unless a test made its image "broken"; and
+:class:`JobController` plays the Job controller, marking Jobs complete (or failed).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
 import kmock
 import pytest
 import yaml
@@ -37,7 +41,7 @@ from kmock._internal import enums
 
 from controller.clock import ManualClock
 from controller.kube import Kube, load_api_client
-from controller.resources import CANARIES, CRDS, DEPLOYMENTS, Object
+from controller.resources import CANARIES, CRDS, DEPLOYMENTS, JOBS, Object
 from controller.workloads import deployment_ready
 
 T = TypeVar("T")
@@ -50,7 +54,7 @@ BROKEN_MARK = ":crashloop"
 START = datetime.datetime(2024, 5, 1, 14, 0, tzinfo=datetime.UTC).timestamp()
 
 _versions = itertools.count(1)
-_STATUS_SUBRESOURCE = {"deployments", "canaries", "httproutes"}
+_STATUS_SUBRESOURCE = {"deployments", "canaries", "httproutes", "jobs"}
 _BUILTIN = (
     "apps/v1/deployments",
     "v1/services",
@@ -58,7 +62,20 @@ _BUILTIN = (
     "gateway.networking.k8s.io/v1/httproutes",
     "networking.istio.io/v1beta1/virtualservices",
     "split.smi-spec.io/v1alpha2/trafficsplits",
+    "batch/v1/jobs",
+    "v1/events",
+    "coordination.k8s.io/v1/leases",
 )
+_CONFLICT_CHECKED = {"leases"}
+
+
+@attrs.frozen
+class StaleResourceVersion(kmock.KubernetesError):
+    """409 Conflict, as an API server answers a write with a stale resourceVersion."""
+
+    status: int = 409
+    reason: str = "Conflict"
+    message: str = "the object has been modified; please apply your changes to the latest version"
 
 
 def _stamp_created(data: dict[str, Any], namespace: str | None) -> None:
@@ -74,7 +91,35 @@ def _stamp_created(data: dict[str, Any], namespace: str | None) -> None:
 class FixedEmulator(kmock.KubernetesEmulator):
     """kmock's emulator with the API server behaviour the controller relies on."""
 
+    conflicts = 0  # stale Lease writes rejected (tests check leader election met them)
+
     async def _handle(self, request: kmock.Request) -> Any:
+        plural = getattr(request.resource, "plural", "")
+        if plural in _CONFLICT_CHECKED and request.action == enums.action.UPDATE:
+            async with self._write_lock:  # compare-and-write is atomic
+                self._check_version(request)
+                return await self._handle_fixed(request)
+        return await self._handle_fixed(request)
+
+    @property
+    def _write_lock(self) -> asyncio.Lock:
+        lock = self.__dict__.get("_cas_lock")
+        if lock is None:
+            lock = self.__dict__["_cas_lock"] = asyncio.Lock()
+        return lock
+
+    def _check_version(self, request: kmock.Request) -> None:
+        if not isinstance(request.data, dict):
+            return
+        wanted = (request.data.get("metadata") or {}).get("resourceVersion")
+        key = (request.resource, request.namespace, request.name)
+        with contextlib.suppress(KeyError, ValueError):
+            current = self.objects[key].raw.get("metadata", {}).get("resourceVersion")
+            if wanted is not None and wanted != current:
+                type(self).conflicts += 1
+                raise StaleResourceVersion()
+
+    async def _handle_fixed(self, request: kmock.Request) -> Any:
         if request.resource is not None and isinstance(request.data, dict):
             if request.action == enums.action.CREATE:
                 _stamp_created(request.data, request.namespace)
@@ -209,6 +254,61 @@ class DeploymentController:
                 return
             time.sleep(0.02)
         raise AssertionError(f"Deployments not settled: {[d['metadata']['name'] for d in pending]}")
+
+
+class JobController:
+    """Plays the Job controller: marks load-test Jobs complete, through the API.
+
+    ``auto``: every Job completes as soon as it is seen; otherwise :meth:`finish` ends
+    one. ``created`` counts distinct Job names ever seen (a second Job would show).
+    """
+
+    def __init__(self, kube: Kube, *, auto: bool = True) -> None:
+        self.kube = kube
+        self.auto = auto
+        self.seen: list[str] = []
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def finish(self, name: str, *, succeeded: bool = True, namespace: str = NAMESPACE) -> None:
+        """Write the status of a finished Job."""
+        kind = "Complete" if succeeded else "Failed"
+        status = {
+            "succeeded": 1 if succeeded else 0,
+            "failed": 0 if succeeded else 1,
+            "conditions": [{"type": kind, "status": "True", "reason": kind, "message": ""}],
+        }
+        self.kube.patch_status(JOBS, namespace=namespace, name=name, status=status)
+
+    def _run(self) -> None:
+        for event, job in self.kube.watch(JOBS, namespace=None, stop=self.stop, timeout_seconds=2):
+            if self.stop.is_set():
+                return
+            name = job["metadata"]["name"]
+            if event == "ADDED" and name not in self.seen:
+                self.seen.append(name)
+            if self.auto and event == "ADDED" and not (job.get("status") or {}).get("conditions"):
+                with contextlib.suppress(Exception):
+                    self.finish(name, namespace=job["metadata"]["namespace"])
+
+    def wait_finished(self, count: int, *, timeout: float = 10.0) -> list[Object]:
+        """Poll until ``count`` Jobs exist and all are finished; the Jobs."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = self.kube.list(JOBS)
+            if len(jobs) >= count and all((j.get("status") or {}).get("conditions") for j in jobs):
+                return jobs
+            time.sleep(0.02)
+        raise AssertionError(f"{count} finished Jobs not seen: {self.kube.list(JOBS)}")
+
+
+@pytest.fixture
+def jobs(kube: Kube) -> Iterator[JobController]:
+    """The fake Job controller, running (auto-completing Jobs)."""
+    player = JobController(kube)
+    yield player
+    player.stop.set()
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
 
 
 def test_status_schema_covers_what_the_controller_writes() -> None:
-    written = set(status_to_dict(Status())) | {"specError"}
+    written = set(status_to_dict(Status())) | {"specError", "conditions"}
     assert written == set(SCHEMA["properties"]["status"]["properties"])
 
 
@@ -162,7 +162,7 @@ def test_kustomization_lists_every_manifest() -> None:
     assert set(kustomization["resources"]) == files
 
 
-def test_controller_role_grants_no_delete_and_no_secrets() -> None:
+def test_controller_role_deletes_only_jobs_and_reads_no_secrets() -> None:
     role = next(
         d
         for d in documents(MANIFESTS / "rbac.yaml")
@@ -170,8 +170,24 @@ def test_controller_role_grants_no_delete_and_no_secrets() -> None:
     )
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     resources = {r for rule in role["rules"] for r in rule["resources"]}
-    assert "delete" not in verbs and "*" not in verbs
+    deleting = {r for rule in role["rules"] if "delete" in rule["verbs"] for r in rule["resources"]}
+    assert deleting == {"jobs"} and "*" not in verbs
     assert "secrets" not in resources and "*" not in resources
+
+
+def test_controller_runs_two_replicas_with_a_lease() -> None:
+    deployment = documents(MANIFESTS / "controller.yaml")[0]
+    assert deployment["spec"]["replicas"] == 2
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--leader-elect" in args
+    leader = next(d for d in documents(MANIFESTS / "rbac.yaml") if d["kind"] == "Role")
+    assert leader["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "create", "patch"],
+        }
+    ]
 
 
 BASE = {"targetRef": {"name": "app"}, "router": {"type": "memory"}}

@@ -11,6 +11,7 @@ from controller.model import (
     AnalysisState,
     HeaderMatch,
     Intervention,
+    LoadTestState,
     Phase,
     Status,
     Weights,
@@ -22,6 +23,8 @@ from controller.stepper import (
     EnsureServices,
     EnsureStable,
     Feedback,
+    LoadHint,
+    LoadTestFinished,
     Observation,
     RequestVerdict,
     RouteHeaders,
@@ -272,6 +275,48 @@ STEPS = [
         actions=(*IN_FLIGHT, RunLoadTest),
     ),
     Case(
+        "a loadTest step is started once and recorded in the status",
+        spec({"loadTest": {"rps": 5, "duration": "2m"}}),
+        rolling(
+            0,
+            load_test=LoadTestState(
+                step_index=0, look=0, rps=5, duration_seconds=120, started_at=T0
+            ),
+        ),
+        seen(),
+        expect={"step_index": 0, "phase": Phase.PROGRESSING},
+        actions=IN_FLIGHT,
+    ),
+    Case(
+        "a loadTest step ends when its Job finished",
+        spec({"loadTest": {"rps": 5, "duration": "2m"}}, {"pause": {}}),
+        rolling(
+            0,
+            load_test=LoadTestState(
+                step_index=0, look=0, rps=5, duration_seconds=120, started_at=T0
+            ),
+        ),
+        seen(),
+        feedback=LoadTestFinished(step_index=0, look=0),
+        expect={"step_index": 1, "phase": Phase.PAUSED, "load_test": None},
+    ),
+    Case(
+        "a failed load test Job pauses the loadTest step",
+        spec({"loadTest": {"rps": 5, "duration": "2m"}}),
+        rolling(
+            0,
+            load_test=LoadTestState(
+                step_index=0, look=0, rps=5, duration_seconds=120, started_at=T0
+            ),
+        ),
+        seen(),
+        feedback=LoadTestFinished(
+            step_index=0, look=0, succeeded=False, message="BackoffLimitExceeded"
+        ),
+        expect={"step_index": 0, "phase": Phase.PAUSED},
+        message="the load test failed: BackoffLimitExceeded",
+    ),
+    Case(
         "a loadTest the executor cannot run pauses with its reason",
         spec({"loadTest": {"rps": 5, "duration": "2m"}}),
         rolling(0),
@@ -329,6 +374,13 @@ def test_promotion_actions_copy_the_canary_template() -> None:
     assert stable == [EnsureStable(template_hash="h2", replicas=3)]
 
 
+HINT = LoadHint(canary_requests_needed=900, rps=8, seconds=120)
+LT_SPEC = spec(
+    {"setWeight": 10},
+    {"analysis": {**ANALYSIS, "loadTest": {"maxRps": 10, "maxDuration": "5m"}}},
+    {"setWeight": 50},
+)
+RUNNING = LoadTestState(step_index=1, look=1, rps=8, duration_seconds=120, started_at=T0 + 60)
 CONFIRMED = T0 - 60  # the router confirmed weight 10 a minute before T0
 ANALYZING = rolling(1, weight=10, weight_confirmed_at=CONFIRMED)
 AN_SPEC = spec({"setWeight": 10}, {"analysis": ANALYSIS}, {"setWeight": 50})
@@ -438,7 +490,7 @@ ANALYSES = [
         expect={"phase": Phase.FAILED},
     ),
     Case(
-        "an ERROR is retried next interval",
+        "an ERROR asks the same look again after a backoff",
         AN_SPEC,
         analyzing(1),
         seen(weights=Weights(canary=10)),
@@ -446,9 +498,97 @@ ANALYSES = [
         feedback=verdict("ERROR", step=1),
         expect={
             "phase": Phase.PROGRESSING,
-            "analysis": AnalysisState(start=T0, looks_taken=1, consecutive_errors=1),
+            "analysis": AnalysisState(
+                start=T0, looks_taken=0, consecutive_errors=1, retry_at=T0 + 70
+            ),
         },
-        message="ERROR at steps[1] look 1 (1 of 3)",
+        message="ERROR at steps[1] look 1 (1 of 3), asking again in 10s",
+    ),
+    Case(
+        "the second ERROR in a row backs off twice as long",
+        AN_SPEC,
+        analyzing(1, errors=1),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 60,
+        feedback=verdict("ERROR", step=1),
+        expect={
+            "analysis": AnalysisState(
+                start=T0, looks_taken=0, consecutive_errors=2, retry_at=T0 + 80
+            )
+        },
+    ),
+    Case(
+        "INCONCLUSIVE with a LoadHint and an analysis loadTest: a load test sized by the hint",
+        LT_SPEC,
+        analyzing(1),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 60,
+        feedback=verdict("INCONCLUSIVE", step=1, load_hint=HINT),
+        expect={
+            "phase": Phase.PROGRESSING,
+            "load_test": LoadTestState(
+                step_index=1, look=1, rps=8.0, duration_seconds=120.0, started_at=T0 + 60
+            ),
+        },
+        actions=(*IN_FLIGHT, RunLoadTest),
+        message="load test of the canary, 8 requests/s for 2m",
+    ),
+    Case(
+        "a hint above the caps: maxRps, longer, at most maxDuration",
+        LT_SPEC,
+        analyzing(1),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 60,
+        feedback=verdict(
+            "INCONCLUSIVE",
+            step=1,
+            load_hint=LoadHint(canary_requests_needed=9000, rps=90, seconds=100),
+        ),
+        expect={
+            "load_test": LoadTestState(
+                step_index=1, look=1, rps=10.0, duration_seconds=300.0, started_at=T0 + 60
+            )
+        },
+    ),
+    Case(
+        "INCONCLUSIVE with a hint but no analysis loadTest: look on",
+        AN_SPEC,
+        analyzing(1),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 60,
+        feedback=verdict("INCONCLUSIVE", step=1, load_hint=HINT),
+        expect={"load_test": None},
+        actions=IN_FLIGHT,
+    ),
+    Case(
+        "looks go on while the load test runs: a canary failing under load shows at once",
+        LT_SPEC,
+        replace(analyzing(1), load_test=RUNNING),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 600,
+        expect={"analysis": AnalysisState(start=T0, looks_taken=10)},
+        actions=(*IN_FLIGHT, RequestVerdict),
+    ),
+    Case(
+        "no second load test while one runs",
+        LT_SPEC,
+        replace(analyzing(2), load_test=RUNNING),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 120,
+        feedback=verdict("INCONCLUSIVE", look=2, step=1, load_hint=HINT),
+        expect={"load_test": RUNNING},
+        actions=IN_FLIGHT,
+    ),
+    Case(
+        "the load test finished: the next look is due at once over the whole window",
+        LT_SPEC,
+        replace(analyzing(1), load_test=RUNNING),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 300,
+        feedback=LoadTestFinished(step_index=1, look=1),
+        expect={"load_test": replace(RUNNING, finished=True)},
+        actions=(*IN_FLIGHT, RequestVerdict),
+        message="",
     ),
     Case(
         "ERROR consecutiveErrorLimit times in a row rolls back",
@@ -489,6 +629,9 @@ ANALYSES = [
         expect={"phase": Phase.PROGRESSING, "step_index": 1},
     ),
 ]
+
+
+STEPS_BY_NAME = {c.name: c for c in STEPS}
 
 
 @pytest.mark.parametrize("case", LIFECYCLE, ids=lambda c: c.name)
@@ -556,3 +699,40 @@ def test_requeue_times() -> None:
     assert advance(spec=timed, status=idle, observation=seen(), now=T0).requeue_at is None
     waiting = advance(spec=timed, status=rolling(0), observation=seen(canary_ready=False), now=T0)
     assert waiting.requeue_at == T0 + 5
+
+
+def test_after_a_load_test_the_look_covers_the_window_to_now() -> None:
+    status = replace(analyzing(1), load_test=RUNNING)
+    result = advance(
+        spec=LT_SPEC,
+        status=status,
+        observation=seen(weights=Weights(canary=10)),
+        now=T0 + 300,
+        feedback=LoadTestFinished(step_index=1, look=1),
+    )
+    ask = next(a for a in result.actions if isinstance(a, RequestVerdict))
+    assert (ask.look, ask.start, ask.end) == (2, T0, T0 + 300)
+
+
+def test_an_error_look_is_asked_again_at_its_retry_time() -> None:
+    state = AnalysisState(start=T0, looks_taken=0, consecutive_errors=1, retry_at=T0 + 70)
+    status = replace(analyzing(0), analysis=state)
+    early = advance(
+        spec=AN_SPEC, status=status, observation=seen(weights=Weights(canary=10)), now=T0 + 65
+    )
+    assert not [a for a in early.actions if isinstance(a, RequestVerdict)]
+    assert early.requeue_at == T0 + 70
+    due = advance(
+        spec=AN_SPEC, status=status, observation=seen(weights=Weights(canary=10)), now=T0 + 70
+    )
+    ask = next(a for a in due.actions if isinstance(a, RequestVerdict))
+    assert (
+        ask.look == 1 and due.status.analysis is not None and due.status.analysis.retry_at is None
+    )
+
+
+def test_run_load_test_keeps_its_fields() -> None:
+    result = run(STEPS_BY_NAME["loadTest is an action, never silently skipped"])
+    action = next(a for a in result.actions if isinstance(a, RunLoadTest))
+    assert (action.step_index, action.look) == (0, 0)
+    assert (action.load_test.rps, action.load_test.duration_seconds) == (5.0, 120.0)
