@@ -114,6 +114,12 @@ class LiveSimulation:
             self._advance(now)
             self._loads.append(Load(rps=rps, until=now + seconds))
 
+    def stop_load(self) -> None:
+        """End every load test now (its Job was deleted)."""
+        with self._lock:
+            self._advance(self._clock())
+            self._loads = []
+
     def advance(self) -> None:
         """Generate the traffic up to the clock's current time."""
         with self._lock:

@@ -20,7 +20,7 @@ def test_the_demo_promotes_v2_and_rolls_back_v3_with_no_human() -> None:
         assert rollout["load_tests"] and rollout["load_tests"][0]["step"] == 1
         assert any(look["decision"] == "INCONCLUSIVE" for look in rollout["looks"])
     assert v3["looks"][-1]["decision"] == "FAIL"
-    assert "error-rate" in v3["looks"][-1]["summary"]
+    assert "(HIGH)" in v3["looks"][-1]["summary"]
     # What an absolute 99 % success-rate gate would have done with the same traffic.
     assert v3["absolute_gate"]["decision"] == "promoted"
     assert v3["canary_bad"] < v3["canary_requests"] * 0.01
