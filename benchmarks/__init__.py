@@ -1,0 +1,1 @@
+"""Benchmarks of the gatekeeper: cost (``judge_cost``, ``grpc_load``) and decision quality."""
