@@ -18,7 +18,7 @@ import pytest
 from controller.clock import ManualClock
 from controller.kube import Kube
 from controller.model import Phase, Weights, parse_spec
-from controller.resources import CANARIES, HTTPROUTES
+from controller.resources import CANARIES, HTTPROUTES, JOBS
 from controller.routers import RouterContext
 from controller.routers.gateway_api import GatewayAPIRouter
 from controller.routers.memory import MemoryRouters
@@ -27,7 +27,7 @@ from gatekeeper import simulate
 from gatekeeper.client import GatekeeperClient
 from gatekeeper.live import Behaviour, LiveSimulation
 from gatekeeper.server import app
-from tests.controller.conftest import NAMESPACE, DeploymentController, set_image
+from tests.controller.conftest import NAMESPACE, DeploymentController, JobController, set_image
 from tests.controller.helpers import Rig
 
 SPEC = """
@@ -39,18 +39,29 @@ metrics:
 ANALYSIS = {"spec": SPEC, "interval": "1m", "looks": 10}
 BROKEN = Behaviour(fault=simulate.Fault(simulate.FaultKind.ERRORS, 6.0))
 HEALTHY_IMAGE = "ghcr.io/stefanprodan/podinfo:6.6.0"
+BUSY = simulate.Scenario(rps=400.0, step_seconds=15.0, error_rate=0.01, seed=7)
+QUIET_SPEC = """
+interval: 1m
+metrics:
+  - {name: errors, template: request-success-rate, critical: true, absolute_tolerance: 0.005}
+  - {name: latency, template: request-duration}
+"""
+#: A quiet service: 20 requests a second, so a canary at 10 % sees 2 a second.
+QUIET = simulate.Scenario(rps=20.0, step_seconds=15.0, error_rate=0.01, seed=11)
 BROKEN_IMAGE = "ghcr.io/stefanprodan/podinfo:6.6.1-regression"
 
 
 class LiveGatekeeper:
     """A real gatekeeper server (own event loop thread) analysing a LiveSimulation."""
 
-    def __init__(self, *, clock: ManualClock, weight: Callable[[], float]) -> None:
-        self.source = LiveSimulation(
-            base=simulate.Scenario(rps=400.0, step_seconds=15.0, error_rate=0.01, seed=7),
-            weight=weight,
-            clock=clock.now,
-        )
+    def __init__(
+        self,
+        *,
+        clock: ManualClock,
+        weight: Callable[[], float],
+        base: simulate.Scenario = BUSY,
+    ) -> None:
+        self.source = LiveSimulation(base=base, weight=weight, clock=clock.now)
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
@@ -219,3 +230,75 @@ def test_gateway_api_route_weights_drive_the_simulated_traffic(
     assert route is not None
     weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][-1]["backendRefs"]}
     assert weights == {"podinfo-stable": 100, "podinfo-canary": 0}
+
+
+class LoadRunner:
+    """Plays the load-test Jobs: each new Job's hey command becomes canary load on the
+    simulation for its duration, and the Job completes when that time has passed."""
+
+    def __init__(self, kube: Kube, source: LiveSimulation, clock: ManualClock) -> None:
+        self.kube, self.source, self.clock = kube, source, clock
+        self.jobs = JobController(kube, auto=False)
+        self.started: dict[str, tuple[float, float, float]] = {}  # name: (rps, seconds, ends)
+
+    def tick(self) -> None:
+        for job in self.kube.list(JOBS, namespace=NAMESPACE):
+            name = job["metadata"]["name"]
+            if name not in self.started:
+                command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+                rps = float(command[command.index("-q") + 1]) * float(
+                    command[command.index("-c") + 1]
+                )
+                seconds = float(command[command.index("-z") + 1].removesuffix("s"))
+                self.source.add_load(rps=rps, seconds=seconds)
+                self.started[name] = (rps, seconds, self.clock.now() + seconds)
+            elif self.clock.now() >= self.started[name][2] and not job.get("status"):
+                self.jobs.finish(name)
+
+    def stop(self) -> None:
+        self.jobs.stop.set()
+
+
+def test_a_quiet_canary_gets_load_sized_by_the_real_verdict_and_then_proceeds(
+    kube: Kube,
+    deployments: DeploymentController,
+    clock: ManualClock,
+    memory: MemoryRouters,
+) -> None:
+    router = memory.get(NAMESPACE, "podinfo")
+    server = LiveGatekeeper(clock=clock, weight=lambda: router.canary_weight() / 100.0, base=QUIET)
+    load = LoadRunner(kube, server.source, clock)
+    try:
+        rig = Rig(
+            kube=kube, deployments=deployments, clock=clock, memory=memory, analyzer=server.client
+        )
+        hinted = {
+            **ANALYSIS,
+            "spec": QUIET_SPEC,
+            "onInconclusive": "extend",
+            "maxExtraLooks": 10,
+            "loadTest": {"maxRps": 50, "maxDuration": "10m"},
+        }
+        steps = [{"setWeight": 10}, {"analysis": hinted}, {"setWeight": 50}]
+        start_rollout(rig, HEALTHY_IMAGE, steps=steps)
+        started = clock.now()
+        status = rig.status()
+        for _ in range(240):
+            due = rig.reconcile()
+            load.tick()
+            status = rig.status()
+            if status.phase in (Phase.SUCCEEDED, Phase.FAILED):
+                break
+            now = clock.now()
+            clock.set(min(due if due is not None else now + 30, now + 30))
+        assert status.phase is Phase.SUCCEEDED, status.message
+        assert len(load.started) == 1  # one Job, sized by the verdict's hint
+        rps, seconds, _ = next(iter(load.started.values()))
+        assert 0 < rps <= 50 and 0 < seconds <= 600
+        organic = 0.1 * QUIET.rps * (clock.now() - started)
+        # the Job's load reached the canary: it served far more than its organic share
+        assert server.source.canary_requests(since=started) > 2 * organic
+        assert kube.list(JOBS, namespace=NAMESPACE) == []  # finished Jobs are cleaned up
+    finally:
+        load.stop()
+        server.stop()

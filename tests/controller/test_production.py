@@ -2,9 +2,10 @@
 election, Events and notifications.
 
 The fake Job controller (conftest.JobController) completes Jobs; Lease patches with a
-stale resourceVersion get 409 Conflict. Verdicts come from a scripted analyzer returning
-real ``gatekeeper.api.v1`` Verdicts (INCONCLUSIVE with a LoadHint, then PASS) so that the
-load-test path is deterministic; test_end_to_end.py keeps the real-gatekeeper rollouts.
+stale resourceVersion get 409 Conflict. Verdicts here come from a scripted analyzer returning
+``gatekeeper.api.v1`` Verdicts (INCONCLUSIVE with a LoadHint, then PASS), so that crash points
+and Job names are deterministic; test_end_to_end.py runs the same load-test path against a
+real gatekeeper on live simulated traffic, with the Jobs' load reaching the canary.
 """
 
 from __future__ import annotations
