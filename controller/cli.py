@@ -48,14 +48,7 @@ def _optional_path(value: str | None) -> Path | None:
 
 
 def _security(args: argparse.Namespace) -> Security:
-    return Security.from_files(
-        tls=args.tls,
-        ca=_optional_path(args.tls_ca),
-        cert=_optional_path(args.tls_cert),
-        key=_optional_path(args.tls_key),
-        server_name=args.tls_server_name,
-        token_file=_optional_path(args.auth_token_file),
-    )
+    return Security.from_flags(args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -211,6 +211,24 @@ class Security:
             token=token,
         )
 
+    @classmethod
+    def from_flags(cls, flags: object) -> Security:
+        """From command-line flags ``tls``, ``tls_ca``, ``tls_cert``, ``tls_key``,
+        ``tls_server_name`` and ``auth_token_file`` (paths as strings or None)."""
+
+        def path(name: str) -> Path | None:
+            value = getattr(flags, name, None)
+            return None if value is None else Path(value)
+
+        return cls.from_files(
+            tls=bool(getattr(flags, "tls", False)),
+            ca=path("tls_ca"),
+            cert=path("tls_cert"),
+            key=path("tls_key"),
+            server_name=getattr(flags, "tls_server_name", None),
+            token_file=path("auth_token_file"),
+        )
+
     @property
     def uses_tls(self) -> bool:
         """Whether the channel is encrypted."""
