@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck layers unit system-deps demo bench protos clean
+.PHONY: venv test lint typecheck layers unit system-deps demo bench bench-analyze bench-grpc protos clean
 
 venv: $(STAMP)
 
@@ -41,7 +41,6 @@ demo: venv
 bench: venv
 	$(BIN)/python benchmarks/judge_cost.py
 
-.PHONY: bench-grpc
 bench-analyze: venv system-deps
 	$(BIN)/python benchmarks/analyze_cost.py
 
