@@ -511,6 +511,28 @@ def paired(results: pd.DataFrame) -> dict[str, Any]:
 # --- report -----------------------------------------------------------------------------------
 
 
+def _outcome_table(
+    summary: dict[str, Any], title: str, families: tuple[str, ...], names: dict[str, str]
+) -> list[str]:
+    """A FAIL / PASS / INCONCLUSIVE rate table of ``families`` for the main rules."""
+    lines = [
+        title,
+        "",
+        "| family | n | " + " | ".join(MAIN_RULES) + " |",
+        "|---|---|" + "---|" * len(MAIN_RULES),
+    ]
+    for family in families:
+        n = summary["gatekeeper"][family]["rollouts"]
+        cells = [
+            f"{_fmt_rate(summary[r][family]['fail_rate'])} / "
+            f"{_fmt_rate(summary[r][family]['pass_rate'])} / "
+            f"{_fmt_rate(summary[r][family]['inconclusive_rate'])}"
+            for r in MAIN_RULES
+        ]
+        lines.append(f"| {names.get(family, family)} | {n} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The generated part of benchmarks/README.md."""
     summary = report["per_rule"]
@@ -520,41 +542,20 @@ def markdown(report: dict[str, Any]) -> str:
         "Rates are shares of the family's rollouts; medians are over the rollouts a rule "
         "rolled back (FAIL), with their count.",
         "",
+    ]
+    lines += _outcome_table(
+        summary,
         "### Healthy rollouts: false rollbacks / promotions / inconclusive",
-        "",
-        "| family | n | " + " | ".join(MAIN_RULES) + " |",
-        "|---|---|" + "---|" * len(MAIN_RULES),
-    ]
-    for family in (*corpus.HEALTHY, "healthy-except-warmup-shared", "healthy"):
-        n = summary["gatekeeper"][family]["rollouts"]
-        cells = [
-            f"{_fmt_rate(summary[r][family]['fail_rate'])} / "
-            f"{_fmt_rate(summary[r][family]['pass_rate'])} / "
-            f"{_fmt_rate(summary[r][family]['inconclusive_rate'])}"
-            for r in MAIN_RULES
-        ]
-        name = {
-            "healthy": "**all healthy**",
-            "healthy-except-warmup-shared": "*all but warmup-shared*",
-        }.get(family, family)
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+        (*corpus.HEALTHY, "healthy-except-warmup-shared", "healthy"),
+        {"healthy": "**all healthy**", "healthy-except-warmup-shared": "*all but warmup-shared*"},
+    )
+    lines += [""]
+    lines += _outcome_table(
+        summary,
         "### Bad rollouts: caught (FAIL) / promoted / inconclusive",
-        "",
-        "| family | n | " + " | ".join(MAIN_RULES) + " |",
-        "|---|---|" + "---|" * len(MAIN_RULES),
-    ]
-    for family in (*corpus.BAD, "bad-except-silent", "bad"):
-        n = summary["gatekeeper"][family]["rollouts"]
-        cells = [
-            f"{_fmt_rate(summary[r][family]['fail_rate'])} / "
-            f"{_fmt_rate(summary[r][family]['pass_rate'])} / "
-            f"{_fmt_rate(summary[r][family]['inconclusive_rate'])}"
-            for r in MAIN_RULES
-        ]
-        name = {"bad": "**all bad**", "bad-except-silent": "*all but silent*"}.get(family, family)
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
+        (*corpus.BAD, "bad-except-silent", "bad"),
+        {"bad": "**all bad**", "bad-except-silent": "*all but silent*"},
+    )
     lines += [
         "",
         "### Caught rollouts: median time to rollback (s) / median canary bad requests "
