@@ -12,14 +12,12 @@ seeded, so every run tells the same story.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from controller import analysis as analyses
 from controller.clock import ManualClock
@@ -44,7 +42,6 @@ from gatekeeper.client import GatekeeperClient
 from gatekeeper.live import Behaviour, LiveSimulation
 from gatekeeper.server import app
 
-T = TypeVar("T")
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z: any fixed moment keeps the run reproducible
 NAMESPACE = "shop"
 NAMES = Names(canary="checkout", target="checkout")
@@ -158,29 +155,6 @@ class DemoOptions:
     speed: float = 30.0
     output: str = "table"
     stream: TextIO = field(default_factory=lambda: sys.stdout)
-
-
-class _ServerThread:
-    """A gatekeeper gRPC server on a free port, on its own event loop thread."""
-
-    def __init__(self, source: LiveSimulation) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        config = app.ServerConfig(port=0, workers=1)
-        self.running = self._call(app.start(config, data=source))
-
-    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
-
-    @property
-    def target(self) -> str:
-        return self.running.target
-
-    def stop(self) -> None:
-        self._call(self.running.stop(0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
 
 
 def step_text(spec: CanarySpec, index: int) -> str:
@@ -433,7 +407,7 @@ def run(options: DemoOptions) -> list[RolloutReport]:
         weight=lambda: router.canary_weight() / 100.0,
         clock=clock.now,
     )
-    server = _ServerThread(source)
+    server = app.ServerThread(app.ServerConfig(port=0, workers=1), data=source)
     reports = []
     try:
         with GatekeeperClient(server.target, timeout=30.0) as client:

@@ -11,11 +11,13 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
@@ -40,6 +42,7 @@ from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 
 log = logging.getLogger("gatekeeper.server")
+T = TypeVar("T")
 
 DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -264,3 +267,51 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     )
     await running.stop()
     log.info("stopped")
+
+
+class ServerThread:
+    """A server started in-process on its own event loop in a thread (demo and tests).
+
+    Parameters
+    ----------
+    config : ServerConfig
+        Use ``port=0``; :attr:`target` tells the port bound.
+    judging : Judging, optional
+        Where judgements run.
+    data : DataSource, optional
+        Analyze's data source (see :func:`start`).
+    """
+
+    START_TIMEOUT = 60.0
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        judging: Judging | None = None,
+        data: DataSource | None = None,
+    ) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.running = self.call(start(config, judging=judging, data=data))
+        self.stopped = False
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(self.START_TIMEOUT)
+
+    @property
+    def target(self) -> str:
+        """``host:port``."""
+        return self.running.target
+
+    def stop(self, grace: float = 0.0) -> None:
+        """Stop the server and its loop (idempotent)."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.call(self.running.stop(grace))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(self.START_TIMEOUT)
+        self.loop.close()

@@ -8,8 +8,6 @@ controller asks Analyze over the wire; nothing about verdicts is faked.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -62,21 +60,12 @@ class LiveGatekeeper:
         base: simulate.Scenario = BUSY,
     ) -> None:
         self.source = LiveSimulation(base=base, weight=weight, clock=clock.now)
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        config = app.ServerConfig(port=0, workers=1)
-        self.running = self._call(app.start(config, data=self.source))
-        self.client = GatekeeperClient(self.running.target, timeout=30.0)
-
-    def _call(self, coroutine: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(60)
+        self.server = app.ServerThread(app.ServerConfig(port=0, workers=1), data=self.source)
+        self.client = GatekeeperClient(self.server.target, timeout=30.0)
 
     def stop(self) -> None:
         self.client.close()
-        self._call(self.running.stop(0))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.server.stop()
 
 
 @pytest.fixture

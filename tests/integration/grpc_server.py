@@ -5,7 +5,6 @@ Also seeded requests and the certificates of a private CA.
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import queue
@@ -14,10 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import numpy as np
 from cryptography import x509
@@ -28,49 +26,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from gatekeeper import engine, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.server import app
-from gatekeeper.server.dispatch import Judging
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
-T = TypeVar("T")
 
 
-class ServerThread:
-    """A real server, started in-process on its own event loop in a thread.
-
-    Parameters
-    ----------
-    config : ServerConfig
-        Use ``port=0``; :attr:`target` tells the port bound.
-    judging : Judging, optional
-        Where judgements run (tests inject faults through it).
-    """
-
-    def __init__(self, config: app.ServerConfig, *, judging: Judging | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        self.running = self.call(app.start(config, judging=judging))
-        self.stopped = False
-
-    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run ``coroutine`` on the server's loop and wait for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(START_TIMEOUT)
-
-    @property
-    def target(self) -> str:
-        """``127.0.0.1:port``."""
-        return self.running.target
-
-    def stop(self, grace: float = 0.0) -> None:
-        """Stop the server and its loop (idempotent)."""
-        if self.stopped:
-            return
-        self.stopped = True
-        self.call(self.running.stop(grace))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(START_TIMEOUT)
-        self.loop.close()
+ServerThread = app.ServerThread  # the in-process server, shared with the demo
 
 
 class ServeProcess:
