@@ -252,6 +252,10 @@ def _kayenta_options(
     )
 
 
+#: What an absent ``kayenta`` message means (every field at its default).
+_NO_KAYENTA_OPTIONS = KayentaMetricOptions()
+
+
 def _settings(
     check: _Checker, field: str, config: pb.MetricConfig, mode: JudgeMode | None
 ) -> MetricSettings | None:
@@ -313,7 +317,11 @@ def _settings(
         nan_replacement=replacement,
         outlier_strategy=outliers,
         outlier_factor=factor,
-        kayenta=_kayenta_options(check, f"{field}.kayenta", config.kayenta),
+        kayenta=(
+            _kayenta_options(check, f"{field}.kayenta", config.kayenta)
+            if config.HasField("kayenta")
+            else _NO_KAYENTA_OPTIONS
+        ),
     )
 
 

@@ -9,8 +9,11 @@ and send back the encoded verdict. Domain errors cross the process boundary as
 from __future__ import annotations
 
 import os
+import pickle
 import select
 import signal
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from gatekeeper.errors import (
 )
 
 WORKER_NICENESS = 5
+_HEADER = struct.Struct("!I")  # frame length, as gatekeeper.server.pool.HEADER
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,10 @@ class Judged:
     summary: str
     score: float
     judge_seconds: float
+
+
+class WorkerFault(RuntimeError):
+    """An unexpected exception in a pool worker (not a domain error): INTERNAL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +66,12 @@ class Rejected:
             return cls(kind="InvalidArgument", message=str(error), violations=pairs)
         return cls(kind=_kind(error), message=str(error))
 
-    def error(self) -> GatekeeperError:
+    def error(self) -> Exception:
         """The domain error again, in the server process."""
         if self.kind == "InvalidArgument":
             return InvalidArgument([FieldViolation(f, d) for f, d in self.violations])
+        if self.kind == "Internal":
+            return WorkerFault(self.message)
         return _KINDS.get(self.kind, GatekeeperError)(self.message)
 
 
@@ -165,6 +175,32 @@ def _exit_with(server_pid: int) -> None:
     os._exit(1)
 
 
-def ready() -> int:
-    """Warm-up task: the worker's process id once its imports are done."""
-    return os.getpid()
+def serve(connection: socket.socket, server_pid: int) -> None:
+    """Pool worker main loop (:mod:`gatekeeper.server.pool`): greet, then judge frames.
+
+    Each request is a 4-byte big-endian length and a JudgeRequest; each answer a length
+    and a pickled :class:`Judged` or :class:`Rejected`. An unexpected exception is
+    answered as ``Rejected(kind="Internal")`` (the server answers INTERNAL and logs it);
+    the loop ends when the server closes its end.
+    """
+    initialize(server_pid)
+    stream = connection.makefile("rb")
+    _send(connection, os.getpid())
+    while header := stream.read(_HEADER.size):
+        if len(header) < _HEADER.size:
+            break
+        (size,) = _HEADER.unpack(header)
+        data = stream.read(size)
+        if len(data) < size:
+            break
+        try:
+            answer: Judged | Rejected = judge_bytes(data)
+        except Exception as error:  # carried to the server, which logs it
+            answer = Rejected(kind="Internal", message=f"{type(error).__name__}: {error}")
+        _send(connection, answer)
+    connection.close()
+
+
+def _send(connection: socket.socket, answer: object) -> None:
+    body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+    connection.sendall(_HEADER.pack(len(body)) + body)

@@ -203,6 +203,7 @@ def test_a_dead_judge_worker_is_unavailable_and_the_pool_recovers(
     with grpc.insecure_channel(server.target) as channel:
         judge = pb_grpc.GatekeeperStub(channel).Judge
         pending = judge.future(request, timeout=120)
+        wait_until(lambda: server.running.judging.busy_workers() == 1)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(grpc.RpcError) as caught:
             pending.result()
@@ -210,6 +211,19 @@ def test_a_dead_judge_worker_is_unavailable_and_the_pool_recovers(
         small = judge_request(points=3_000)
         assert judge(small, timeout=60).decision  # the pool was restarted
         assert server.running.judging.worker_pids() != (pid,)
+
+
+def test_an_idle_judge_worker_that_dies_is_replaced_without_losing_calls(
+    start_server: StartServer,
+) -> None:
+    server = start_server(workers=1)
+    (pid,) = server.running.judging.worker_pids()
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: server.running.judging.worker_pids() not in ((), (pid,)))
+    with grpc.insecure_channel(server.target) as channel:
+        judge = pb_grpc.GatekeeperStub(channel).Judge
+        pooled = [judge.future(judge_request(points=3_000, seed=s), timeout=60) for s in range(3)]
+        assert all(f.result().decision for f in pooled)
 
 
 def test_the_client_retries_unavailable_with_backoff_then_gives_up(

@@ -1,0 +1,236 @@
+"""Judge processes driven by the event loop itself: one socket per worker, no threads.
+
+:class:`concurrent.futures.ProcessPoolExecutor` hands every task through a feeder thread, a
+management thread and a thread-safe wake-up of the event loop; for a judgement of a
+millisecond or two that machinery costs as much main-process CPU as the gRPC call itself
+(and the event loop's thread competes for the GIL with both). Here each worker owns one end
+of a socket pair and the event loop owns the other: a request is one length-prefixed frame
+of the JudgeRequest bytes, the answer one frame of a pickled
+:class:`~gatekeeper.server.worker.Judged` or :class:`~gatekeeper.server.worker.Rejected`.
+A worker judges one request at a time; callers wait for an idle worker in arrival order.
+
+A worker that dies fails its current judgement with :class:`Unavailable` and is replaced;
+a caller whose deadline passes while queued is never judged ("queued"), one whose deadline
+passes while judged gets :class:`DeadlineExceeded` and the result is dropped ("running").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import pickle
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+from gatekeeper.errors import DeadlineExceeded, Unavailable
+from gatekeeper.server import worker
+from gatekeeper.server.worker import Judged, Rejected
+
+log = logging.getLogger("gatekeeper.server")
+
+HEADER = struct.Struct("!I")
+#: Seconds a stopping worker gets to exit after its socket closes, before it is killed.
+STOP_SECONDS = 5.0
+
+AbandonedHook = Callable[[str], None]
+
+
+class _Worker:
+    """One judge process and the event loop's end of its socket."""
+
+    def __init__(
+        self, process: BaseProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.process = process
+        self.reader = reader
+        self.writer = writer
+        self.answer: asyncio.Future[Judged | Rejected] | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+    def send(self, data: bytes) -> asyncio.Future[Judged | Rejected]:
+        """Send one request; the future is the worker's answer."""
+        self.answer = asyncio.get_running_loop().create_future()
+        self.writer.write(HEADER.pack(len(data)))
+        self.writer.write(data)
+        return self.answer
+
+    async def receive(self) -> Judged | Rejected | int:
+        """The next frame from the worker (EOF raises ``asyncio.IncompleteReadError``)."""
+        (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
+        answer: Judged | Rejected | int = pickle.loads(await self.reader.readexactly(size))
+        return answer
+
+
+class WorkerPool:
+    """Judge processes, each fed one request at a time over its own socket.
+
+    Parameters
+    ----------
+    workers : int
+        Processes, >= 1.
+    on_abandoned : callable
+        Called with ``"queued"`` or ``"running"`` when a caller went away (see the module).
+    """
+
+    def __init__(self, *, workers: int, on_abandoned: AbandonedHook) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        self.workers = workers
+        self._on_abandoned = on_abandoned
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(["gatekeeper.server.worker"])
+        self._all: list[_Worker] = []
+        self._idle: deque[_Worker] = deque()
+        self._waiting: deque[asyncio.Future[_Worker]] = deque()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has imported the judge."""
+        started = await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
+        for one in started:
+            self._release(one)
+
+    def pids(self) -> tuple[int, ...]:
+        """Process ids of the live workers."""
+        return tuple(one.pid for one in self._all)
+
+    def busy(self) -> int:
+        """Workers judging a request right now."""
+        return sum(1 for one in self._all if one.answer is not None)
+
+    async def _spawn(self) -> _Worker:
+        ours, theirs = socket.socketpair()
+        process = self._context.Process(
+            target=worker.serve, args=(theirs, os.getpid()), daemon=True, name="gatekeeper-judge"
+        )
+        process.start()
+        theirs.close()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        one = _Worker(process, reader, writer)
+        ready = await one.receive()  # the worker's pid, once its imports are done
+        assert ready == one.pid, f"unexpected greeting {ready!r} from a judge worker"
+        self._all.append(one)
+        self._watch(one)
+        return one
+
+    def _watch(self, one: _Worker) -> None:
+        task = asyncio.get_running_loop().create_task(self._read(one))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read(self, one: _Worker) -> None:
+        """Deliver each answer of ``one``; replace it when it dies."""
+        while True:
+            try:
+                answer = await one.receive()
+            except (asyncio.IncompleteReadError, ConnectionError):
+                await self._lost(one)
+                return
+            pending, one.answer = one.answer, None
+            if pending is not None and not pending.done():
+                assert not isinstance(answer, int)
+                pending.set_result(answer)
+            self._release(one)
+
+    async def _lost(self, one: _Worker) -> None:
+        if one in self._all:
+            self._all.remove(one)
+        if one in self._idle:
+            self._idle.remove(one)
+        one.writer.close()
+        if one.answer is not None and not one.answer.done():
+            one.answer.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
+        await asyncio.to_thread(one.process.join, STOP_SECONDS)
+        if self._closing:
+            return
+        code = one.process.exitcode
+        log.error("judge worker %s died (exit code %s); starting another", one.pid, code)
+        try:
+            replacement = await self._spawn()
+        except OSError:
+            log.exception("could not start a judge worker")
+            return
+        self._release(replacement)
+
+    def _release(self, one: _Worker) -> None:
+        """``one`` is idle: hand it to the first caller still waiting, or keep it."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(one)
+                return
+        self._idle.append(one)
+
+    async def _acquire(self, timeout: float | None) -> _Worker:
+        if self._closing:
+            raise Unavailable("the server is shutting down")
+        if self._idle and not self._waiting:
+            return self._idle.popleft()
+        waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiter), timeout=timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed over just as the caller left
+            else:
+                waiter.cancel()
+            self._on_abandoned("queued")
+            raise
+
+    async def judge(self, data: bytes, *, time_remaining: float | None) -> Judged | Rejected:
+        """Judge the encoded request ``data`` in a worker.
+
+        Raises
+        ------
+        DeadlineExceeded
+            The deadline passed while queued (never judged) or while judged (dropped).
+        Unavailable
+            The worker died, or the pool is closing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if time_remaining is None else loop.time() + time_remaining
+        try:
+            one = await self._acquire(time_remaining)
+        except TimeoutError:
+            raise DeadlineExceeded("the deadline passed while the request waited") from None
+        answer = one.send(data)
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return await asyncio.wait_for(asyncio.shield(answer), timeout=left)
+        except TimeoutError:
+            self._on_abandoned("running")
+            raise DeadlineExceeded("the deadline passed while the request was judged") from None
+        except asyncio.CancelledError:
+            self._on_abandoned("running")
+            raise
+
+    async def close(self) -> None:
+        """Stop: waiting callers get :class:`Unavailable`, running judgements finish."""
+        self._closing = True
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(Unavailable("the server is shutting down"))
+        running = [one.answer for one in self._all if one.answer is not None]
+        if running:
+            await asyncio.wait(running)
+        for one in list(self._all):
+            one.writer.close()  # EOF: the worker's loop ends
+        for one in list(self._all):
+            await asyncio.to_thread(one.process.join, STOP_SECONDS)
+            if one.process.exitcode is None:
+                one.process.kill()
+        for task in list(self._tasks):
+            task.cancel()
+        self._all.clear()
+        self._idle.clear()
