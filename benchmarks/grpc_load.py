@@ -17,10 +17,13 @@ import multiprocessing
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -85,10 +88,58 @@ async def _client_loop(
     return latencies
 
 
-def client_process(args: tuple[str, str, int, float, float]) -> list[float]:
-    """One client process: ``concurrency`` calls in flight on one channel."""
+def client_process(args: tuple[str, str, int, float, float]) -> tuple[list[float], float]:
+    """One client process: ``concurrency`` calls in flight on one channel; the latencies
+    and the CPU seconds the process spent in the phase."""
     target, phase, concurrency, start, stop = args
-    return asyncio.run(_client_loop(target, phase, concurrency, start, stop))
+    cpu = time.process_time()
+    latencies = asyncio.run(_client_loop(target, phase, concurrency, start, stop))
+    return latencies, time.process_time() - cpu
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, from ``/proc`` (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (the judge workers hang under the forkserver)."""
+    found: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return found
+    for child in map(int, children):
+        found += [child, *_descendants(child)]
+    return found
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (for the server's --metrics-port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def judgements(metrics_port: int) -> dict[str, float]:
+    """The server's ``gatekeeper_judgements_total`` by where (inline, pool)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    found = re.findall(r'^gatekeeper_judgements_total\{where="(\w+)"\} (\S+)$', text, re.M)
+    return {where: float(count) for where, count in found}
+
+
+def server_cpu(pid: int) -> tuple[float, dict[int, float]]:
+    """CPU seconds of the server process and of each of its descendants."""
+    return _cpu_seconds(pid), {child: _cpu_seconds(child) for child in _descendants(pid)}
 
 
 def run_phase(
@@ -99,19 +150,39 @@ def run_phase(
     clients: int,
     processes: int,
     seconds: float,
-) -> dict[str, float]:
-    """Run one phase; throughput and latency percentiles."""
+    server_pid: int,
+    metrics_port: int,
+) -> dict[str, Any]:
+    """Run one phase; throughput, latency percentiles and CPU milliseconds per call.
+
+    CPU is counted from the clients' start to their end (including the second of waiting
+    before the phase starts, which costs next to nothing): the server's own process
+    (gRPC, dispatch, inline judgements), its judge workers, and the client processes.
+    """
     start = time.time() + 1.0
     stop = start + seconds
     per_process = [clients // processes + (i < clients % processes) for i in range(processes)]
     jobs = [(target, phase, n, start, stop) for n in per_process if n]
-    latencies = np.concatenate([np.asarray(r) for r in pool.map(client_process, jobs)])
+    judged_before = judgements(metrics_port)
+    main_before, workers_before = server_cpu(server_pid)
+    answers = pool.map(client_process, jobs)
+    main_after, workers_after = server_cpu(server_pid)
+    judged = {k: v - judged_before.get(k, 0.0) for k, v in judgements(metrics_port).items()}
+    latencies = np.concatenate([np.asarray(latency) for latency, _ in answers])
+    calls = max(int(latencies.size), 1)
+    workers = sum(t - workers_before.get(pid, 0.0) for pid, t in workers_after.items())
     return {
         "clients": clients,
         "calls": int(latencies.size),
         "rps": latencies.size / seconds,
         "p50_ms": float(np.percentile(latencies, 50) * 1e3),
         "p99_ms": float(np.percentile(latencies, 99) * 1e3),
+        "cpu_ms_per_call": {
+            "server": (main_after - main_before) / calls * 1e3,
+            "workers": workers / calls * 1e3,
+            "clients": sum(cpu for _, cpu in answers) / calls * 1e3,
+        },
+        "judged_inline": judged.get("inline", 0.0) / calls,
     }
 
 
@@ -143,13 +214,19 @@ def start_server(workers: int, *extra: str) -> tuple[subprocess.Popen[str], str]
     return server, match.group(1)
 
 
-def table(results: dict[str, dict[str, float]]) -> str:
-    """The results as a text table."""
-    lines = [f"{'phase':<14}{'clients':>8}{'calls':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}"]
+def table(results: dict[str, dict[str, Any]]) -> str:
+    """The results as a text table (CPU: milliseconds per call)."""
+    lines = [
+        f"{'phase':<14}{'clients':>8}{'calls':>9}{'RPC/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU server':>12}{'workers':>9}{'clients':>9}{'inline':>8}"
+    ]
     for name, r in results.items():
+        cpu = r["cpu_ms_per_call"]
         lines.append(
             f"{name:<14}{r['clients']:>8}{r['calls']:>9}{r['rps']:>10.1f}"
             f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+            f"{cpu['server']:>12.3f}{cpu['workers']:>9.3f}{cpu['clients']:>9.3f}"
+            f"{r['judged_inline']:>8.0%}"
         )
     return "\n".join(lines)
 
@@ -165,14 +242,16 @@ def main() -> None:
     parser.add_argument("--server-args", default="", help="more flags for gatekeeper serve")
     args = parser.parse_args()
     workers = args.workers or len(os.sched_getaffinity(0))
-    server, target = start_server(workers, *args.server_args.split())
+    metrics_port = free_port()
+    extra = ("--metrics-port", str(metrics_port), *args.server_args.split())
+    server, target = start_server(workers, *extra)
     phases = {
         "health": args.clients,
         "small-judge": args.clients,
         "large-judge": args.clients,
         "small-1-client": 1,
     }
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(args.processes) as pool:
@@ -186,6 +265,8 @@ def main() -> None:
                     clients=clients,
                     processes=min(args.processes, clients),
                     seconds=args.seconds,
+                    server_pid=server.pid,
+                    metrics_port=metrics_port,
                 )
                 print(f"{phase}: {results[phase]['rps']:.1f} RPC/s", file=sys.stderr)
     finally:

@@ -195,6 +195,7 @@ async def start(
             inline_max_points=config.inline_max_points,
             contention=partial(observing.arrived, "Judge"),
             on_abandoned=metrics.abandon,
+            on_dispatched=metrics.dispatched,
         )
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]

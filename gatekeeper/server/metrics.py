@@ -49,6 +49,13 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.judgements = Counter(
+            "gatekeeper_judgements",
+            "Judge calls by where they were judged: 'inline' in the server's event loop "
+            "(small, and no other Judge call under way) or in the 'pool' of judge processes.",
+            ("where",),
+            registry=self.registry,
+        )
         self.abandoned = Counter(
             "gatekeeper_judge_abandoned",
             "Pooled judgements whose caller left or ran out of time: 'queued' ones were "
@@ -56,6 +63,10 @@ class ServiceMetrics:
             ("stage",),
             registry=self.registry,
         )
+
+    def dispatched(self, where: str) -> None:
+        """Count a judgement by where it ran ("inline" or "pool")."""
+        self.judgements.labels(where=where).inc()
 
     def abandon(self, stage: str) -> None:
         """Count a pooled judgement whose caller went away."""

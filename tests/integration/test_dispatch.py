@@ -1,0 +1,60 @@
+"""Where judgements run: inline when the server is quiet, in the real worker pool otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gatekeeper.api.v1 import gatekeeper_pb2 as pb
+from gatekeeper.server.dispatch import Judging
+from tests.integration.grpc_server import judge_request
+
+
+def _judge_all(
+    requests: list[pb.JudgeRequest], *, gap: float, quiet_seconds: float = 0.1
+) -> tuple[list[str], list[str]]:
+    """Judge ``requests`` one after another, ``gap`` seconds apart; where each ran, and the
+    decisions."""
+    where: list[str] = []
+
+    async def run() -> list[str]:
+        judging = Judging(
+            workers=1,
+            inline_max_points=5_000,
+            on_dispatched=where.append,
+            quiet_seconds=quiet_seconds,
+        )
+        await judging.start()
+        try:
+            decisions = []
+            for request in requests:
+                data = request.SerializeToString()
+                judged = await judging.judge(data, request, time_remaining=30.0)
+                decisions.append(judged.decision)
+                await asyncio.sleep(gap)
+            return decisions
+        finally:
+            await judging.close()
+
+    decisions = asyncio.run(run())
+    return where, decisions
+
+
+def test_small_calls_of_a_quiet_server_are_judged_inline() -> None:
+    requests = [judge_request(seed=s) for s in range(3)]
+    where, decisions = _judge_all(requests, gap=0.05, quiet_seconds=0.02)
+    assert where == ["inline", "inline", "inline"]
+    assert all(decisions)
+
+
+def test_back_to_back_small_calls_go_to_the_pool_after_the_first() -> None:
+    # The steady load of a benchmark: each call arrives right after the previous one.
+    requests = [judge_request(seed=s) for s in range(4)]
+    where, decisions = _judge_all(requests, gap=0.0, quiet_seconds=10.0)
+    assert where == ["inline", "pool", "pool", "pool"]
+    # The same verdicts wherever they were judged.
+    assert decisions == _judge_all(requests, gap=0.05, quiet_seconds=0.0)[1]
+
+
+def test_large_calls_always_go_to_the_pool() -> None:
+    where, _ = _judge_all([judge_request(points=1_000)], gap=0.0)  # 20,000 points
+    assert where == ["pool"]
