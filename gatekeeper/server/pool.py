@@ -40,6 +40,10 @@ STOP_SECONDS = 5.0
 AbandonedHook = Callable[[str], None]
 
 
+class WorkerStartError(RuntimeError):
+    """A judge process exited before it was ready (an import failed, or it was killed)."""
+
+
 class _Worker:
     """One judge process and the event loop's end of its socket."""
 
@@ -92,6 +96,7 @@ class WorkerPool:
         self._waiting: deque[asyncio.Future[_Worker]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
+        self._starting = 0
 
     async def start(self) -> None:
         """Start every worker and wait until each has imported the judge."""
@@ -108,6 +113,13 @@ class WorkerPool:
         return sum(1 for one in self._all if one.answer is not None)
 
     async def _spawn(self) -> _Worker:
+        self._starting += 1
+        try:
+            return await self._start_one()
+        finally:
+            self._starting -= 1
+
+    async def _start_one(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = self._context.Process(
             target=worker.serve, args=(theirs, os.getpid()), daemon=True, name="gatekeeper-judge"
@@ -116,7 +128,14 @@ class WorkerPool:
         theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
         one = _Worker(process, reader, writer)
-        ready = await one.receive()  # the worker's pid, once its imports are done
+        try:
+            ready = await one.receive()  # the worker's pid, once its imports are done
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            await asyncio.to_thread(process.join, STOP_SECONDS)
+            raise WorkerStartError(
+                f"a judge worker exited before it was ready (exit code {process.exitcode})"
+            ) from None
         assert ready == one.pid, f"unexpected greeting {ready!r} from a judge worker"
         self._all.append(one)
         self._watch(one)
@@ -156,8 +175,13 @@ class WorkerPool:
         log.error("judge worker %s died (exit code %s); starting another", one.pid, code)
         try:
             replacement = await self._spawn()
-        except OSError:
-            log.exception("could not start a judge worker")
+        except (OSError, WorkerStartError):
+            log.exception("could not start a judge worker; the pool has %d", len(self._all))
+            if not self._all and not self._starting:
+                self._refuse_waiting(Unavailable("no judge worker is running; retry later"))
+            return
+        if self._closing:  # closed while the replacement started
+            replacement.writer.close()
             return
         self._release(replacement)
 
@@ -173,6 +197,8 @@ class WorkerPool:
     async def _acquire(self, timeout: float | None) -> _Worker:
         if self._closing:
             raise Unavailable("the server is shutting down")
+        if not self._all and not self._starting:
+            raise Unavailable("no judge worker is running (see the server's log); retry later")
         if self._idle and not self._waiting:
             return self._idle.popleft()
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
@@ -214,13 +240,16 @@ class WorkerPool:
             self._on_abandoned("running")
             raise
 
-    async def close(self) -> None:
-        """Stop: waiting callers get :class:`Unavailable`, running judgements finish."""
-        self._closing = True
+    def _refuse_waiting(self, error: Unavailable) -> None:
         while self._waiting:
             waiter = self._waiting.popleft()
             if not waiter.done():
-                waiter.set_exception(Unavailable("the server is shutting down"))
+                waiter.set_exception(error)
+
+    async def close(self) -> None:
+        """Stop: waiting callers get :class:`Unavailable`, running judgements finish."""
+        self._closing = True
+        self._refuse_waiting(Unavailable("the server is shutting down"))
         running = [one.answer for one in self._all if one.answer is not None]
         if running:
             await asyncio.wait(running)
