@@ -75,3 +75,28 @@ def test_confidence_sequence_brackets_the_estimate() -> None:
         counts=counts((0, 10), (0, 10)), alpha_lower=0.01, alpha_upper=0.2
     )
     assert nothing == (0.0, math.inf)
+
+
+def test_mixtures_are_distributions_beyond_the_boundary() -> None:
+    for mixture in sequential.MIXTURES.values():
+        assert math.isclose(float(np.exp(mixture.log_weights).sum()), 1.0, rel_tol=1e-12)
+        assert (mixture.offsets > 0).all()
+        assert mixture.offsets.shape == mixture.log_weights.shape
+    with pytest.raises(ValueError, match="low"):
+        sequential.log_uniform(low=1.0, high=2.0)
+    wide = sequential.log_uniform(low=1.05, high=100.0)
+    with pytest.raises(ValueError, match="share"):
+        sequential.blend(plausible=wide, wide=wide, share=1.0)
+
+
+@pytest.mark.parametrize("canary_bad", [3, 8, 30, 300])
+def test_fail_mixture_never_far_behind_the_wide_one(
+    canary_bad: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blend keeps 20 % on the wide span: at most 5x behind a wide-only e-process."""
+    data = counts((canary_bad, 1000), (40, 10_000))
+    blended = sequential.ratio_pvalue(counts=data, ratio=1.2, alternative="greater")
+    wide = sequential.log_uniform(low=1.05, high=100.0)
+    monkeypatch.setitem(sequential.MIXTURES, ("ratio", "fail"), wide)
+    alone = sequential.ratio_pvalue(counts=data, ratio=1.2, alternative="greater")
+    assert blended <= min(1.0, 5.0 * alone) * (1 + 1e-12)
