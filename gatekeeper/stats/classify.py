@@ -347,13 +347,20 @@ def compare_values(
     if baseline.size == 0 or canary.size == 0:
         side = "baseline" if baseline.size == 0 else "canary"
         return _no_data(test, "relative_shift", b_summary, c_summary, f"no {side} samples")
+    for side, ordered in (("baseline", b_sorted), ("canary", c_sorted)):
+        if not (math.isfinite(ordered[0]) and math.isfinite(ordered[-1])):  # sorted: ends
+            raise ValueError(f"{side} must hold finite values")
     level = abs(_sorted_median(b_sorted))
     margin = settings.tolerance * level + settings.absolute_tolerance
     direction = settings.direction
 
     def mw(shift: float) -> mann_whitney.MannWhitneyResult:
         return mann_whitney.mann_whitney_u(
-            baseline=b_sorted, canary=c_sorted, shift=shift, assume_sorted=True
+            baseline=b_sorted,
+            canary=c_sorted,
+            shift=shift,
+            assume_sorted=True,
+            check_input=False,  # finite (NaN policy applied, inf rejected) and sorted here
         )
 
     high = mw(margin)
@@ -370,6 +377,7 @@ def compare_values(
         alpha_lower=lower_alpha,
         alpha_upper=upper_alpha,
         assume_sorted=True,
+        check_input=False,
     )
     unit = level if level > 0 else 1.0
     scale = "relative_shift" if level > 0 else "shift"
@@ -387,7 +395,7 @@ def compare_values(
         cles = high.u_canary / (baseline.size * canary.size)
     else:
         cles = mann_whitney.common_language_effect_size(
-            baseline=b_sorted, canary=c_sorted, assume_sorted=True
+            baseline=b_sorted, canary=c_sorted, assume_sorted=True, check_input=False
         )
     detail = (
         f"canary median {_num(c_summary.p50)} vs baseline {_num(b_summary.p50)}, "

@@ -94,12 +94,18 @@ def _sample(values: ArrayLike, name: str) -> FloatArray:
     return array
 
 
-def _sorted_sample(values: ArrayLike, name: str, assume_sorted: bool) -> FloatArray:
+def _sorted_sample(
+    values: ArrayLike, name: str, assume_sorted: bool, check: bool = True
+) -> FloatArray:
     """A validated sample in ascending order: sorted here, or checked in O(n) if assumed.
 
     A sorted sample is finite when its ends are (NaN fails the order check), so the
-    assumed order costs one vectorised comparison.
+    assumed order costs one vectorised comparison. With ``check`` False the caller vouches
+    for the sample (1-D, non-empty, finite and, if assumed, sorted): nothing is checked.
     """
+    if not check:
+        array = np.asarray(values, dtype=float)
+        return array if assume_sorted else np.sort(array)
     if not assume_sorted:
         return np.sort(_sample(values, name))
     array = np.asarray(values, dtype=float)
@@ -210,6 +216,7 @@ def mann_whitney_u(
     method: Method = "auto",
     correct: bool = True,
     assume_sorted: bool = False,
+    check_input: bool = True,
 ) -> MannWhitneyResult:
     """Mann-Whitney U (Wilcoxon rank-sum) test of canary against baseline.
 
@@ -242,6 +249,10 @@ def mann_whitney_u(
     assume_sorted : bool
         When True, ``baseline`` and ``canary`` are taken as already sorted ascending and
         are not sorted again; this is checked in ``O(n + m)`` (a ``ValueError`` if not).
+    check_input : bool
+        When False, the samples are not validated (as scipy's ``check_finite=False``): for
+        callers that already hold finite, non-empty, 1-D samples (sorted if
+        ``assume_sorted``), such as the judge, which tests one sample several times.
 
     Returns
     -------
@@ -256,8 +267,8 @@ def mann_whitney_u(
     E. L. Lehmann, Nonparametrics: Statistical Methods Based on Ranks, Holden-Day, 1975.
     R Core Team, ``wilcox.test`` and ``pwilcox`` documentation, R package stats.
     """
-    xs = _sorted_sample(baseline, "baseline", assume_sorted)
-    ys = _sorted_sample(canary, "canary", assume_sorted)
+    xs = _sorted_sample(baseline, "baseline", assume_sorted, check_input)
+    ys = _sorted_sample(canary, "canary", assume_sorted, check_input)
     _choice(alternative, "alternative", _ALTERNATIVES)
     _choice(method, "method", _METHODS)
     shift = float(shift)
@@ -310,7 +321,11 @@ def mann_whitney_u(
 
 
 def common_language_effect_size(
-    *, baseline: ArrayLike, canary: ArrayLike, assume_sorted: bool = False
+    *,
+    baseline: ArrayLike,
+    canary: ArrayLike,
+    assume_sorted: bool = False,
+    check_input: bool = True,
 ) -> float:
     """``P(canary > baseline) + 0.5 * P(canary == baseline)`` over all pairs.
 
@@ -324,6 +339,8 @@ def common_language_effect_size(
         When True, ``baseline`` is taken as already sorted ascending and is not sorted
         again; this is checked in ``O(n)`` (a ``ValueError`` if not). The order of
         ``canary`` never matters.
+    check_input : bool
+        When False, the samples are not validated (see :func:`mann_whitney_u`).
 
     Returns
     -------
@@ -336,8 +353,8 @@ def common_language_effect_size(
     K. O. McGraw and S. P. Wong, "A common language effect size statistic",
     Psychological Bulletin 111(2), 1992.
     """
-    x = _sorted_sample(baseline, "baseline", assume_sorted)
-    y = _sample(canary, "canary")
+    x = _sorted_sample(baseline, "baseline", assume_sorted, check_input)
+    y = _sample(canary, "canary") if check_input else np.asarray(canary, dtype=float)
     below = np.searchsorted(x, y, side="left")
     at_or_below = np.searchsorted(x, y, side="right")
     u = float(below.sum()) + 0.5 * float((at_or_below - below).sum())
@@ -773,6 +790,7 @@ def hodges_lehmann(
     alpha_upper: float = 0.025,
     method: Method = "auto",
     assume_sorted: bool = False,
+    check_input: bool = True,
 ) -> HodgesLehmannResult:
     """Hodges-Lehmann shift estimate of ``canary - baseline`` with one-sided bounds.
 
@@ -812,6 +830,8 @@ def hodges_lehmann(
     assume_sorted : bool
         When True, ``baseline`` and ``canary`` are taken as already sorted ascending and
         are not sorted again; this is checked in ``O(n + m)`` (a ``ValueError`` if not).
+    check_input : bool
+        When False, the samples are not validated (see :func:`mann_whitney_u`).
 
     Returns
     -------
@@ -832,8 +852,8 @@ def hodges_lehmann(
     of the ACM 18(3), 1975.
     R Core Team, ``wilcox.test`` documentation, R package stats.
     """
-    xs = _sorted_sample(baseline, "baseline", assume_sorted)
-    ys = _sorted_sample(canary, "canary", assume_sorted)
+    xs = _sorted_sample(baseline, "baseline", assume_sorted, check_input)
+    ys = _sorted_sample(canary, "canary", assume_sorted, check_input)
     a_lower = _alpha(alpha_lower, "alpha_lower")
     a_upper = _alpha(alpha_upper, "alpha_upper")
     _choice(method, "method", _METHODS)

@@ -224,3 +224,14 @@ def test_the_fail_bound_is_at_the_metric_level_and_the_pass_bound_at_beta(
     assert result.effect.lower == pytest.approx(expected.lower)
     assert result.effect.upper == pytest.approx(expected.upper)
     assert result.effect.confidence == pytest.approx(1 - result.alpha - 0.2)
+
+
+@pytest.mark.parametrize("side", ["baseline", "canary"])
+def test_infinite_values_are_refused_not_judged(side: str) -> None:
+    # The wire refuses inf; a data source that lets one through must not get a verdict.
+    good = np.linspace(1.0, 2.0, 30)
+    bad = np.append(good, np.inf)
+    samples = {"baseline": good, "canary": good, side: bad}
+    metric = MetricData(settings=MetricSettings(name="latency", kind=MetricKind.VALUES), **samples)
+    with pytest.raises(ValueError, match=f"{side} must hold finite values"):
+        engine.judge([metric], JudgeSettings())

@@ -237,13 +237,32 @@ def test_assume_sorted_gives_the_same_results(case: int) -> None:
             assume_sorted=True,
         )
         assert fast == plain
+        unchecked = mann_whitney_u(
+            baseline=b_sorted,
+            canary=c_sorted,
+            shift=shift,
+            alternative=alternative,  # type: ignore[arg-type]
+            assume_sorted=True,
+            check_input=False,
+        )
+        assert unchecked == plain
     hl = hodges_lehmann(baseline=baseline, canary=canary, alpha_lower=0.1, alpha_upper=0.02)
-    hl_sorted = hodges_lehmann(
-        baseline=b_sorted, canary=c_sorted, alpha_lower=0.1, alpha_upper=0.02, assume_sorted=True
-    )
-    assert hl_sorted == hl
+    for check_input in (True, False):
+        hl_sorted = hodges_lehmann(
+            baseline=b_sorted,
+            canary=c_sorted,
+            alpha_lower=0.1,
+            alpha_upper=0.02,
+            assume_sorted=True,
+            check_input=check_input,
+        )
+        assert hl_sorted == hl
     cles = common_language_effect_size(baseline=baseline, canary=canary)
-    assert common_language_effect_size(baseline=b_sorted, canary=canary, assume_sorted=True) == cles
+    for check_input in (True, False):
+        sorted_cles = common_language_effect_size(
+            baseline=b_sorted, canary=canary, assume_sorted=True, check_input=check_input
+        )
+        assert sorted_cles == cles
     # The effect size is the U of the test at shift 0, over n * m.
     u0 = mann_whitney_u(baseline=baseline, canary=canary).u_canary
     assert cles == u0 / (baseline.size * canary.size)
