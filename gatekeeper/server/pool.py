@@ -7,7 +7,9 @@ millisecond or two that machinery costs as much main-process CPU as the gRPC cal
 of a socket pair and the event loop owns the other: a request is one length-prefixed frame
 of the JudgeRequest bytes, the answer one frame of a pickled
 :class:`~gatekeeper.server.worker.Judged` or :class:`~gatekeeper.server.worker.Rejected`.
-A worker judges one request at a time; callers wait for an idle worker in arrival order.
+A worker judges one request at a time and holds at most ``depth`` (default 2): the next
+request waits in its socket, so a busy worker goes from one judgement to the next without
+sleeping in between. Callers wait for a free place in arrival order.
 
 A worker that dies fails its current judgement with :class:`Unavailable` and is replaced;
 a caller whose deadline passes while queued is never judged ("queued"), one whose deadline
@@ -34,6 +36,9 @@ from gatekeeper.server.worker import Judged, Rejected
 log = logging.getLogger("gatekeeper.server")
 
 HEADER = struct.Struct("!I")
+#: Requests a worker may hold at once: the next one waits in its socket while it judges,
+#: so a busy worker goes from one judgement to the next without sleeping in between.
+DEFAULT_DEPTH = 2
 #: Seconds a stopping worker gets to exit after its socket closes, before it is killed.
 STOP_SECONDS = 5.0
 
@@ -53,18 +58,19 @@ class _Worker:
         self.process = process
         self.reader = reader
         self.writer = writer
-        self.answer: asyncio.Future[Judged | Rejected] | None = None
+        self.answers: deque[asyncio.Future[Judged | Rejected]] = deque()
 
     @property
     def pid(self) -> int:
         return self.process.pid or 0
 
     def send(self, data: bytes) -> asyncio.Future[Judged | Rejected]:
-        """Send one request; the future is the worker's answer."""
-        self.answer = asyncio.get_running_loop().create_future()
+        """Send one request; the future is the worker's answer (answers come in order)."""
+        answer: asyncio.Future[Judged | Rejected] = asyncio.get_running_loop().create_future()
+        self.answers.append(answer)
         self.writer.write(HEADER.pack(len(data)))
         self.writer.write(data)
-        return self.answer
+        return answer
 
     async def receive(self) -> Judged | Rejected | int:
         """The next frame from the worker (EOF raises ``asyncio.IncompleteReadError``)."""
@@ -84,10 +90,15 @@ class WorkerPool:
         Called with ``"queued"`` or ``"running"`` when a caller went away (see the module).
     """
 
-    def __init__(self, *, workers: int, on_abandoned: AbandonedHook) -> None:
+    def __init__(
+        self, *, workers: int, on_abandoned: AbandonedHook, depth: int = DEFAULT_DEPTH
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth!r}")
         self.workers = workers
+        self.depth = depth
         self._on_abandoned = on_abandoned
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gatekeeper.server.worker"])
@@ -101,8 +112,9 @@ class WorkerPool:
     async def start(self) -> None:
         """Start every worker and wait until each has imported the judge."""
         started = await asyncio.gather(*(self._spawn() for _ in range(self.workers)))
-        for one in started:
-            self._release(one)
+        for _ in range(self.depth):
+            for one in started:
+                self._release(one)
 
     def pids(self) -> tuple[int, ...]:
         """Process ids of the live workers."""
@@ -110,7 +122,7 @@ class WorkerPool:
 
     def busy(self) -> int:
         """Workers judging a request right now."""
-        return sum(1 for one in self._all if one.answer is not None)
+        return sum(1 for one in self._all if one.answers)
 
     async def _spawn(self) -> _Worker:
         self._starting += 1
@@ -154,8 +166,8 @@ class WorkerPool:
             except (asyncio.IncompleteReadError, ConnectionError):
                 await self._lost(one)
                 return
-            pending, one.answer = one.answer, None
-            if pending is not None and not pending.done():
+            pending = one.answers.popleft()
+            if not pending.done():
                 assert not isinstance(answer, int)
                 pending.set_result(answer)
             self._release(one)
@@ -163,11 +175,11 @@ class WorkerPool:
     async def _lost(self, one: _Worker) -> None:
         if one in self._all:
             self._all.remove(one)
-        if one in self._idle:
-            self._idle.remove(one)
+        self._idle = deque(slot for slot in self._idle if slot is not one)
         one.writer.close()
-        if one.answer is not None and not one.answer.done():
-            one.answer.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
+        for pending in one.answers:
+            if not pending.done():
+                pending.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
         await asyncio.to_thread(one.process.join, STOP_SECONDS)
         if self._closing:
             return
@@ -183,7 +195,8 @@ class WorkerPool:
         if self._closing:  # closed while the replacement started
             replacement.writer.close()
             return
-        self._release(replacement)
+        for _ in range(self.depth):
+            self._release(replacement)
 
     def _release(self, one: _Worker) -> None:
         """``one`` is idle: hand it to the first caller still waiting, or keep it."""
@@ -250,7 +263,7 @@ class WorkerPool:
         """Stop: waiting callers get :class:`Unavailable`, running judgements finish."""
         self._closing = True
         self._refuse_waiting(Unavailable("the server is shutting down"))
-        running = [one.answer for one in self._all if one.answer is not None]
+        running = [answer for one in self._all for answer in one.answers]
         if running:
             await asyncio.wait(running)
         for one in list(self._all):
