@@ -159,11 +159,11 @@ def _ratio_series(check: _Checker, field: str, series: pb.Series) -> RatioSeries
 
 
 def _values_series(check: _Checker, field: str, series: pb.Series) -> np.ndarray:
-    values = np.fromiter(series.values, dtype=float, count=len(series.values))
-    infinite = np.flatnonzero(np.isinf(values))
-    if infinite.size:
+    values = np.array(series.values, dtype=float)
+    infinite = np.isinf(values)
+    if infinite.any():
         check.add(
-            f"{field}.values[{infinite[0]}]",
+            f"{field}.values[{np.flatnonzero(infinite)[0]}]",
             "values must be finite or NaN (NaN follows the metric's nan_strategy)",
         )
     if series.counts or series.histograms:
