@@ -68,8 +68,7 @@ class _Worker:
         """Send one request; the future is the worker's answer (answers come in order)."""
         answer: asyncio.Future[Judged | Rejected] = asyncio.get_running_loop().create_future()
         self.answers.append(answer)
-        self.writer.write(HEADER.pack(len(data)))
-        self.writer.write(data)
+        self.writer.write(HEADER.pack(len(data)) + data)  # one send, not two
         return answer
 
     async def receive(self) -> Judged | Rejected | int:
@@ -207,7 +206,8 @@ class WorkerPool:
                 return
         self._idle.append(one)
 
-    async def _acquire(self, timeout: float | None) -> _Worker:
+    async def _acquire(self) -> _Worker:
+        """A free place at a worker, in arrival order."""
         if self._closing:
             raise Unavailable("the server is shutting down")
         if not self._all and not self._starting:
@@ -217,13 +217,10 @@ class WorkerPool:
         waiter: asyncio.Future[_Worker] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout=timeout)
-        except (TimeoutError, asyncio.CancelledError):
+            return await waiter
+        except asyncio.CancelledError:  # the caller left, or its deadline passed
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release(waiter.result())  # handed over just as the caller left
-            else:
-                waiter.cancel()
-            self._on_abandoned("queued")
             raise
 
     async def judge(self, data: bytes, *, time_remaining: float | None) -> Judged | Rejected:
@@ -238,19 +235,20 @@ class WorkerPool:
         """
         loop = asyncio.get_running_loop()
         deadline = None if time_remaining is None else loop.time() + time_remaining
+        stage = "queued"
         try:
-            one = await self._acquire(time_remaining)
+            async with asyncio.timeout_at(deadline):
+                one = await self._acquire()
+                stage = "running"
+                # On a timeout the answer's future is cancelled; the worker's answer, when
+                # it comes, is dropped.
+                return await one.send(data)
         except TimeoutError:
-            raise DeadlineExceeded("the deadline passed while the request waited") from None
-        answer = one.send(data)
-        left = None if deadline is None else max(0.0, deadline - loop.time())
-        try:
-            return await asyncio.wait_for(asyncio.shield(answer), timeout=left)
-        except TimeoutError:
-            self._on_abandoned("running")
-            raise DeadlineExceeded("the deadline passed while the request was judged") from None
+            self._on_abandoned(stage)
+            where = "waited" if stage == "queued" else "was judged"
+            raise DeadlineExceeded(f"the deadline passed while the request {where}") from None
         except asyncio.CancelledError:
-            self._on_abandoned("running")
+            self._on_abandoned(stage)
             raise
 
     def _refuse_waiting(self, error: Unavailable) -> None:
