@@ -87,10 +87,17 @@ def histogram(buckets: Sequence[RangeSeries], window: Window, *, query: str) -> 
 
 
 def values(series: Sequence[RangeSeries]) -> Fetched:
-    """Every point of every series."""
+    """Every point of every series; +/-Inf (a division by zero in the query) counts as
+    missing, NaN, and follows the metric's NaN policy, with a note."""
     if not series:
         return Fetched(np.zeros(0))
-    return Fetched(np.concatenate([item.values for item in series]))
+    joined = np.concatenate([item.values for item in series])
+    infinite = np.isinf(joined)
+    if not infinite.any():
+        return Fetched(joined)
+    joined[infinite] = np.nan
+    note = f"{int(infinite.sum())} infinite value(s) treated as missing (NaN policy)"
+    return Fetched(joined, (note,))
 
 
 def assemble(

@@ -208,6 +208,13 @@ def test_ratio_cleaning_follows_the_error_table() -> None:
     assert nothing.series.total.sum() == 0
 
 
+def test_infinite_values_from_a_query_count_as_missing_with_a_note() -> None:
+    fetched = series.values([points([1.0, math.inf]), points([-math.inf, 2.0, math.nan])])
+    assert np.isnan(fetched.series).tolist() == [False, True, True, False, True]
+    assert fetched.notes == ("2 infinite value(s) treated as missing (NaN policy)",)
+    assert series.values([points([1.0, 2.0])]).notes == ()
+
+
 def test_histogram_assembly_sorts_bounds_and_requires_inf() -> None:
     buckets = [
         points([10, 10, 10, 10], {"le": "+Inf"}),
