@@ -79,7 +79,7 @@ class _Worker:
 
 
 class WorkerPool:
-    """Judge processes, each fed one request at a time over its own socket.
+    """Judge processes, each fed over its own socket, judging one request at a time.
 
     Parameters
     ----------
@@ -87,6 +87,8 @@ class WorkerPool:
         Processes, >= 1.
     on_abandoned : callable
         Called with ``"queued"`` or ``"running"`` when a caller went away (see the module).
+    depth : int
+        Requests one worker may hold (judged one after the other), >= 1.
     """
 
     def __init__(
@@ -102,7 +104,7 @@ class WorkerPool:
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gatekeeper.server.worker"])
         self._all: list[_Worker] = []
-        self._idle: deque[_Worker] = deque()
+        self._idle: deque[_Worker] = deque()  # free places: a worker once per free place
         self._waiting: deque[asyncio.Future[_Worker]] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing = False
