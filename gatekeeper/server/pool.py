@@ -24,18 +24,16 @@ import multiprocessing
 import os
 import pickle
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
 from gatekeeper.errors import DeadlineExceeded, Unavailable
 from gatekeeper.server import worker
-from gatekeeper.server.worker import Judged, Rejected
+from gatekeeper.server.worker import HEADER, Judged, Rejected
 
 log = logging.getLogger("gatekeeper.server")
 
-HEADER = struct.Struct("!I")
 #: Requests a worker may hold at once: the next one waits in its socket while it judges,
 #: so a busy worker goes from one judgement to the next without sleeping in between.
 DEFAULT_DEPTH = 2

@@ -32,7 +32,8 @@ from gatekeeper.errors import (
 )
 
 WORKER_NICENESS = 5
-_HEADER = struct.Struct("!I")  # frame length, as gatekeeper.server.pool.HEADER
+#: Length prefix of every frame between the server and a worker (big-endian uint32).
+HEADER = struct.Struct("!I")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +187,10 @@ def serve(connection: socket.socket, server_pid: int) -> None:
     initialize(server_pid)
     stream = connection.makefile("rb")
     _send(connection, os.getpid())
-    while header := stream.read(_HEADER.size):
-        if len(header) < _HEADER.size:
+    while header := stream.read(HEADER.size):
+        if len(header) < HEADER.size:
             break
-        (size,) = _HEADER.unpack(header)
+        (size,) = HEADER.unpack(header)
         data = stream.read(size)
         if len(data) < size:
             break
@@ -203,4 +204,4 @@ def serve(connection: socket.socket, server_pid: int) -> None:
 
 def _send(connection: socket.socket, answer: object) -> None:
     body = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-    connection.sendall(_HEADER.pack(len(body)) + body)
+    connection.sendall(HEADER.pack(len(body)) + body)

@@ -238,33 +238,9 @@ def test_cli_analyze_usage_errors(prometheus: PrometheusServer) -> None:
         ).returncode
         == 4
     )
-    done = gatekeeper(
-        "analyze",
-        "--prometheus",
-        prometheus.url,
-        "--spec",
-        "/nonexistent.yaml",
-        "--baseline",
-        'a="b"',
-        "--canary",
-        'a="c"',
-        "--since",
-        "5m",
-    )
+    sides = ("analyze", "--prometheus", prometheus.url, "--spec", "/nonexistent.yaml")
+    sides += ("--baseline", 'a="b"', "--canary", 'a="c"')
+    done = gatekeeper(*sides, "--since", "5m")
     assert done.returncode == 4 and "--spec" in done.stderr
-    bad_time = gatekeeper(
-        "analyze",
-        "--prometheus",
-        prometheus.url,
-        "--spec",
-        "/nonexistent.yaml",
-        "--baseline",
-        'a="b"',
-        "--canary",
-        'a="c"',
-        "--start",
-        "yesterday",
-        "--end",
-        "now",
-    )
+    bad_time = gatekeeper(*sides, "--start", "yesterday", "--end", "now")
     assert bad_time.returncode == 4
