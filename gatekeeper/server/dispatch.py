@@ -20,6 +20,7 @@ import math
 import time
 from collections.abc import Callable
 
+from gatekeeper import wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import DeadlineExceeded
 from gatekeeper.server import worker
@@ -92,17 +93,17 @@ class Judging:
         """Pool workers judging a request right now."""
         return 0 if self._pool is None else self._pool.busy()
 
-    async def judge(
-        self, data: bytes, request: pb.JudgeRequest, *, time_remaining: float | None
-    ) -> Judged:
+    async def judge(self, data: bytes, *, time_remaining: float | None) -> Judged:
         """Judge one request where its size says.
+
+        The request is decoded here only when it may be judged inline (the server is
+        quiet); a pooled one is decoded in its worker, and bytes that do not decode are
+        INVALID_ARGUMENT either way.
 
         Parameters
         ----------
         data : bytes
-            The request as received (the pool decodes it again in the worker).
-        request : JudgeRequest
-            The decoded request.
+            The JudgeRequest as received, in the protobuf binary encoding.
         time_remaining : float or None
             Seconds to the caller's deadline; None for no deadline.
 
@@ -123,20 +124,28 @@ class Judging:
         self._last_arrival = now
         self._active += 1
         try:
-            if self._pool is None or (quiet and self._inline(request)):
+            pool = self._pool
+            request = self._inline(data) if pool is None or quiet else None
+            if request is not None:
                 self._on_dispatched("inline")
                 return worker.judge_request(request)
+            assert pool is not None
             self._on_dispatched("pool")
-            outcome = await self._pool.judge(data, time_remaining=time_remaining)
+            outcome = await pool.judge(data, time_remaining=time_remaining)
         finally:
             self._active -= 1
         if isinstance(outcome, Rejected):
             raise outcome.error()
         return outcome
 
-    def _inline(self, request: pb.JudgeRequest) -> bool:
-        """Small, and no other judgement under way (this call is the only one counted)."""
-        return self._contention() <= 1 and worker.data_points(request) <= self.inline_max_points
+    def _inline(self, data: bytes) -> pb.JudgeRequest | None:
+        """The decoded request if it is to be judged inline: without a pool, or small with
+        no other judgement under way (this call is the only one counted)."""
+        request = wire.parse_judge_request(data, json=False)
+        if self._pool is None:
+            return request
+        small = worker.data_points(request) <= self.inline_max_points
+        return request if small and self._contention() <= 1 else None
 
     async def close(self) -> None:
         """Stop the pool: queued judgements are refused, running ones finish."""

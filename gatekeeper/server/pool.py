@@ -47,33 +47,89 @@ class WorkerStartError(RuntimeError):
     """A judge process exited before it was ready (an import failed, or it was killed)."""
 
 
-class _Worker:
-    """One judge process and the event loop's end of its socket."""
+class _Worker(asyncio.Protocol):
+    """One judge process and the event loop's end of its socket.
+
+    Answers are read as a protocol: the event loop hands each chunk that arrives to
+    :meth:`data_received`, which resolves the futures of the complete frames in it, so an
+    answer costs no task switch of its own.
+
+    Parameters
+    ----------
+    process : BaseProcess
+        The judge process (started).
+    on_answered : callable
+        Called with this worker after each answer (it has a free place again).
+    on_lost : callable
+        Called with this worker once its socket is closed (it exited, or was closed).
+    """
 
     def __init__(
-        self, process: BaseProcess, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        process: BaseProcess,
+        *,
+        on_answered: Callable[[_Worker], None],
+        on_lost: Callable[[_Worker], None],
     ) -> None:
         self.process = process
-        self.reader = reader
-        self.writer = writer
         self.answers: deque[asyncio.Future[Judged | Rejected]] = deque()
+        self.greeting: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._transport: asyncio.WriteTransport | None = None
+        self._buffer = bytearray()
+        self._on_answered = on_answered
+        self._on_lost = on_lost
 
     @property
     def pid(self) -> int:
         return self.process.pid or 0
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport to write requests to."""
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        """Deliver every complete frame: the greeting (the worker's pid), then answers."""
+        buffer = self._buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= HEADER.size:
+            (size,) = HEADER.unpack_from(buffer, start)
+            end = start + HEADER.size + size
+            if len(buffer) < end:
+                break
+            self._deliver(pickle.loads(memoryview(buffer)[start + HEADER.size : end]))
+            start = end
+        del buffer[:start]
+
+    def _deliver(self, answer: object) -> None:
+        if not self.greeting.done():
+            self.greeting.set_result(answer)
+            return
+        pending = self.answers.popleft()
+        if not pending.done():  # else the caller left; the answer is dropped
+            assert isinstance(answer, Judged | Rejected), f"unexpected answer {answer!r}"
+            pending.set_result(answer)
+        self._on_answered(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The worker exited (or its socket was closed here)."""
+        if not self.greeting.done():
+            self.greeting.set_exception(ConnectionError("the judge worker closed its socket"))
+        self._on_lost(self)
+
     def send(self, data: bytes) -> asyncio.Future[Judged | Rejected]:
         """Send one request; the future is the worker's answer (answers come in order)."""
+        assert self._transport is not None
         answer: asyncio.Future[Judged | Rejected] = asyncio.get_running_loop().create_future()
         self.answers.append(answer)
-        self.writer.write(HEADER.pack(len(data)) + data)  # one send, not two
+        self._transport.write(HEADER.pack(len(data)) + data)  # one send, not two
         return answer
 
-    async def receive(self) -> Judged | Rejected | int:
-        """The next frame from the worker (EOF raises ``asyncio.IncompleteReadError``)."""
-        (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
-        answer: Judged | Rejected | int = pickle.loads(await self.reader.readexactly(size))
-        return answer
+    def close(self) -> None:
+        """Close this end of the socket: the worker's loop ends."""
+        if self._transport is not None:
+            self._transport.close()
 
 
 class WorkerPool:
@@ -137,45 +193,35 @@ class WorkerPool:
         )
         process.start()
         theirs.close()
-        reader, writer = await asyncio.open_connection(sock=ours)
-        one = _Worker(process, reader, writer)
+        loop = asyncio.get_running_loop()
+        _, one = await loop.create_connection(
+            lambda: _Worker(process, on_answered=self._release, on_lost=self._on_lost), sock=ours
+        )
         try:
-            ready = await one.receive()  # the worker's pid, once its imports are done
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
+            ready = await one.greeting  # the worker's pid, once its imports are done
+        except ConnectionError:
+            one.close()
             await asyncio.to_thread(process.join, STOP_SECONDS)
             raise WorkerStartError(
                 f"a judge worker exited before it was ready (exit code {process.exitcode})"
             ) from None
         assert ready == one.pid, f"unexpected greeting {ready!r} from a judge worker"
         self._all.append(one)
-        self._watch(one)
         return one
 
-    def _watch(self, one: _Worker) -> None:
-        task = asyncio.get_running_loop().create_task(self._read(one))
+    def _on_lost(self, one: _Worker) -> None:
+        """``one``'s socket closed: fail its judgements and replace it (in a task)."""
+        if one not in self._all:  # never started, or already handled
+            return
+        task = asyncio.get_running_loop().create_task(self._lost(one))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _read(self, one: _Worker) -> None:
-        """Deliver each answer of ``one``; replace it when it dies."""
-        while True:
-            try:
-                answer = await one.receive()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                await self._lost(one)
-                return
-            pending = one.answers.popleft()
-            if not pending.done():
-                assert not isinstance(answer, int)
-                pending.set_result(answer)
-            self._release(one)
 
     async def _lost(self, one: _Worker) -> None:
         if one in self._all:
             self._all.remove(one)
         self._idle = deque(slot for slot in self._idle if slot is not one)
-        one.writer.close()
+        one.close()
         for pending in one.answers:
             if not pending.done():
                 pending.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
@@ -192,7 +238,7 @@ class WorkerPool:
                 self._refuse_waiting(Unavailable("no judge worker is running; retry later"))
             return
         if self._closing:  # closed while the replacement started
-            replacement.writer.close()
+            replacement.close()
             return
         for _ in range(self.depth):
             self._release(replacement)
@@ -265,7 +311,7 @@ class WorkerPool:
         if running:
             await asyncio.wait(running)
         for one in list(self._all):
-            one.writer.close()  # EOF: the worker's loop ends
+            one.close()  # EOF: the worker's loop ends
         for one in list(self._all):
             await asyncio.to_thread(one.process.join, STOP_SECONDS)
             if one.process.exitcode is None:

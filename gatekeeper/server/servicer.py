@@ -1,9 +1,9 @@
 """The ``gatekeeper.api.v1.Gatekeeper`` service: proto <-> domain, nothing else.
 
-Methods are registered with bytes in and bytes out: the servicer decodes requests itself
-(:func:`gatekeeper.wire.parse_judge_request`), so that an undecodable message is
-INVALID_ARGUMENT with a field violation rather than gRPC's UNKNOWN with exception text,
-and pooled judgements pass the bytes on without re-encoding them.
+Methods are registered with bytes in and bytes out: requests are decoded by our own code
+(:func:`gatekeeper.wire.parse_judge_request`, in the server or in a judge worker), so that
+an undecodable message is INVALID_ARGUMENT with a field violation rather than gRPC's
+UNKNOWN with exception text, and pooled judgements pass the bytes on undecoded.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import grpc
 import grpc.aio
 from grpc_status import rpc_status
 
-from gatekeeper import wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import GatekeeperError
 from gatekeeper.server.analysis import AnalysisService
@@ -63,10 +62,7 @@ class GatekeeperServicer:
     async def Judge(self, data: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC name)
         """Decode, judge, encode; every failure becomes a status of the table."""
         try:
-            request = wire.parse_judge_request(data, json=False)
-            judged = await self._judging.judge(
-                data, request, time_remaining=context.time_remaining()
-            )
+            judged = await self._judging.judge(data, time_remaining=context.time_remaining())
         except Exception as error:
             await abort(context, error)
         self._record(judged)

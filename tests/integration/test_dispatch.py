@@ -28,7 +28,7 @@ def _judge_all(
             decisions = []
             for request in requests:
                 data = request.SerializeToString()
-                judged = await judging.judge(data, request, time_remaining=30.0)
+                judged = await judging.judge(data, time_remaining=30.0)
                 decisions.append(judged.decision)
                 await asyncio.sleep(gap)
             return decisions

@@ -143,9 +143,7 @@ class Failing(Judging):
         super().__init__(workers=0)
         self.error = error
 
-    async def judge(
-        self, data: bytes, request: pb.JudgeRequest, *, time_remaining: float | None
-    ) -> Judged:
+    async def judge(self, data: bytes, *, time_remaining: float | None) -> Judged:
         raise self.error
 
 
