@@ -2,16 +2,22 @@
 
 Large requests (more than ``inline_max_points`` data points) always go to the
 :class:`~gatekeeper.server.pool.WorkerPool`, so that judging never starves the event
-loop: health checks and small calls are answered while every core judges. Small ones are
-judged inline when the server is quiet (the lowest latency: no hop to another process)
-and in the pool otherwise, where they spread over every core while the event loop keeps to
-I/O. Quiet means no other Judge call under way and none arrived in the previous
-``quiet_seconds``: the count of calls under way alone is not enough, because while the
-loop judges inline it does not see the calls queued behind it, and under steady load
-``benchmarks/grpc_load.py`` found 61 % of small calls judged inline that way, with the
-event loop the bottleneck and the workers idle. A pooled judgement waits at most until
-the caller's deadline; one still queued then is never judged (one already running cannot
-be stopped; its result is dropped).
+loop: health checks and small calls are answered while every core judges. A small one is
+judged inline in two cases, and in the pool otherwise:
+
+* The server is quiet: no other Judge call under way and none arrived in the previous
+  ``quiet_seconds``. This is the lowest latency (no hop to another process). The count
+  of calls under way alone is not enough, because while the loop judges inline it does
+  not see the calls queued behind it: under steady load ``benchmarks/grpc_load.py``
+  found 61 % of small calls judged inline that way, with the event loop the bottleneck
+  and the workers idle.
+* Every place at every worker is taken. The call would only wait for a worker; the event
+  loop judges it instead, as one more judge, while each worker still holds its next
+  request (the pool's ``depth``) and so never idles. This costs less CPU per call than
+  the hop to a worker, which is what bounds throughput when every core is busy.
+
+A pooled judgement waits at most until the caller's deadline; one still queued then is
+never judged (one already running cannot be stopped; its result is dropped).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from gatekeeper.server.pool import AbandonedHook, WorkerPool
 from gatekeeper.server.worker import Judged, Rejected
 
 DEFAULT_INLINE_MAX_POINTS = 20_000
-#: A small request is judged inline only if no Judge call arrived this long before it.
+#: A quiet server: no Judge call arrived this long before this one.
 DEFAULT_QUIET_SECONDS = 0.1
 
 
@@ -44,10 +50,10 @@ class Judging:
     workers : int
         Pool processes (0: judge everything inline).
     inline_max_points : int
-        Requests with at most this many data points are judged inline.
+        Requests with at most this many data points may be judged inline.
     contention : callable, optional
         How many Judge calls are under way, this one included (by default, the calls
-        inside :meth:`judge`); small requests are judged inline only when it is 1.
+        inside :meth:`judge`); a quiet server judges small requests inline only when it is 1.
     on_abandoned : callable, optional
         Called with ``"queued"`` (cancelled before it ran) or ``"running"`` (judged for
         nobody) when a pooled judgement's caller went away.
@@ -96,8 +102,8 @@ class Judging:
     async def judge(self, data: bytes, *, time_remaining: float | None) -> Judged:
         """Judge one request where its size says.
 
-        The request is decoded here only when it may be judged inline (the server is
-        quiet); a pooled one is decoded in its worker, and bytes that do not decode are
+        The request is decoded here only when it may be judged inline (the server quiet,
+        or the pool full); a pooled one is decoded in its worker, and bytes that do not decode are
         INVALID_ARGUMENT either way.
 
         Parameters
@@ -125,7 +131,7 @@ class Judging:
         self._active += 1
         try:
             pool = self._pool
-            request = self._inline(data) if pool is None or quiet else None
+            request = self._inline(data, quiet=quiet)
             if request is not None:
                 self._on_dispatched("inline")
                 return worker.judge_request(request)
@@ -138,14 +144,21 @@ class Judging:
             raise outcome.error()
         return outcome
 
-    def _inline(self, data: bytes) -> pb.JudgeRequest | None:
-        """The decoded request if it is to be judged inline: without a pool, or small with
-        no other judgement under way (this call is the only one counted)."""
+    def _inline(self, data: bytes, *, quiet: bool) -> pb.JudgeRequest | None:
+        """The decoded request if it is to be judged inline (see the module), else None.
+
+        A request for the pool is not decoded here: its worker decodes it.
+        """
+        pool = self._pool
+        if pool is not None and not (quiet or pool.full()):
+            return None
         request = wire.parse_judge_request(data, json=False)
-        if self._pool is None:
+        if pool is None:
             return request
-        small = worker.data_points(request) <= self.inline_max_points
-        return request if small and self._contention() <= 1 else None
+        if worker.data_points(request) > self.inline_max_points:
+            return None
+        # Quiet counts only if no other judgement is under way (this call is counted).
+        return request if pool.full() or self._contention() <= 1 else None
 
     async def close(self) -> None:
         """Stop the pool: queued judgements are refused, running ones finish."""

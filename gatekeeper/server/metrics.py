@@ -52,7 +52,8 @@ class ServiceMetrics:
         self.judgements = Counter(
             "gatekeeper_judgements",
             "Judge calls by where they were judged: 'inline' in the server's event loop "
-            "(small, and no other Judge call under way) or in the 'pool' of judge processes.",
+            "(small, and the server quiet or every judge process full) or in the 'pool' of "
+            "judge processes.",
             ("where",),
             registry=self.registry,
         )

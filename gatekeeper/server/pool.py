@@ -175,6 +175,10 @@ class WorkerPool:
         """Process ids of the live workers."""
         return tuple(one.pid for one in self._all)
 
+    def full(self) -> bool:
+        """Every place at every worker is taken."""
+        return not self._idle
+
     def busy(self) -> int:
         """Workers judging a request right now."""
         return sum(1 for one in self._all if one.answers)

@@ -1,4 +1,5 @@
-"""Where judgements run: inline when the server is quiet, in the real worker pool otherwise."""
+"""Where judgements run: inline when the server is quiet or the real worker pool is full,
+in the pool otherwise."""
 
 from __future__ import annotations
 
@@ -58,3 +59,42 @@ def test_back_to_back_small_calls_go_to_the_pool_after_the_first() -> None:
 def test_large_calls_always_go_to_the_pool() -> None:
     where, _ = _judge_all([judge_request(points=1_000)], gap=0.0)  # 20,000 points
     assert where == ["pool"]
+
+
+def test_small_calls_are_judged_inline_while_every_worker_place_is_taken() -> None:
+    # One worker holding two requests (the pool's depth): later calls would only queue.
+    requests = [judge_request(seed=s, shift=0.5 * (s % 2)) for s in range(6)]
+    where: list[str] = []
+
+    async def run() -> list[str]:
+        judging = Judging(workers=1, on_dispatched=where.append, quiet_seconds=10.0)
+        await judging.start()
+        try:
+            calls = (judging.judge(r.SerializeToString(), time_remaining=30.0) for r in requests)
+            return [judged.decision for judged in await asyncio.gather(*calls)]
+        finally:
+            await judging.close()
+
+    decisions = asyncio.run(run())
+    # The first call finds the server quiet; two fill the worker; the rest are stolen.
+    assert where == ["inline", "pool", "pool", "inline", "inline", "inline"]
+    assert decisions == _judge_all(requests, gap=0.05, quiet_seconds=0.0)[1]
+    assert set(decisions) == {"PASS", "FAIL"}
+
+
+def test_large_calls_queue_for_a_full_pool() -> None:
+    requests = [judge_request(points=1_000, seed=s) for s in range(4)]
+    where: list[str] = []
+
+    async def run() -> None:
+        judging = Judging(workers=1, inline_max_points=5_000, on_dispatched=where.append)
+        await judging.start()
+        try:
+            await asyncio.gather(
+                *(judging.judge(r.SerializeToString(), time_remaining=60.0) for r in requests)
+            )
+        finally:
+            await judging.close()
+
+    asyncio.run(run())
+    assert where == ["pool"] * 4
