@@ -19,7 +19,7 @@ lint: venv
 	$(BIN)/ruff format --check gatekeeper controller tests benchmarks tools
 
 typecheck: venv
-	$(BIN)/mypy gatekeeper controller
+	$(BIN)/mypy gatekeeper controller benchmarks
 
 layers: venv
 	$(BIN)/lint-imports
