@@ -22,6 +22,7 @@ two one-sided values, and PASS needs both one-sided PASS tests.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from gatekeeper.stats.model import (
     HistogramSeries,
     LookPosition,
     MetricData,
+    MetricSettings,
     RatioSeries,
 )
 from gatekeeper.stats.results import Direction, Effect, MetricKind, Outcome, SideSummary
@@ -64,6 +66,25 @@ class Comparison:
     def settled_at(self, alpha: float, beta: float) -> bool:
         """Whether the FAIL test at ``alpha`` or the PASS test at ``beta`` decides."""
         return self.p_fail <= alpha or self.p_pass <= beta
+
+
+@dataclass(frozen=True, slots=True)
+class Tested:
+    """A metric's tests, before the level its FAIL test is judged at is known.
+
+    The tests' p-values do not depend on that level; the effect's bounds and the data still
+    needed do. :func:`classify` needs every FAIL p-value before it knows the levels (Holm's
+    procedure orders them), so each metric is tested once and then finished once, at its
+    level, by ``finish(alpha, beta)``.
+    """
+
+    p_fail: float
+    finish: Callable[[float, float], Comparison]
+
+
+def _settled(comparison: Comparison) -> Tested:
+    """A comparison that no level changes (no data): tested and finished alike."""
+    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,18 +223,47 @@ def compare_ratio(
     data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
 ) -> Comparison:
     """Compare RATIO counts by the stratified conditional rate ratio (:mod:`rates`)."""
-    settings = data.settings
+    return tested_ratio(data, looks=looks).finish(alpha, beta)
+
+
+_RATIO_TEST = "stratified conditional rate ratio (quasi-Poisson)"
+
+
+@dataclass(frozen=True, slots=True)
+class _RatioTested:
+    counts: rates.StratifiedCounts
+    settings: MetricSettings
+    looks: Looks
+    summaries: tuple[SideSummary, SideSummary]
+    p_fail: float
+    p_pass: float
+    harm: Outcome
+
+
+def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
+    """The RATIO tests of :func:`compare_ratio`, to be finished at a level."""
     baseline, canary = data.baseline, data.canary
     assert isinstance(baseline, RatioSeries) and isinstance(canary, RatioSeries)
     b_summary, c_summary = _ratio_summary(baseline), _ratio_summary(canary)
-    test = "stratified conditional rate ratio (quasi-Poisson)"
     missing = _ratio_missing(baseline, canary)
     if missing:
-        return _no_data(test, "rate_ratio", b_summary, c_summary, missing)
+        return _settled(_no_data(_RATIO_TEST, "rate_ratio", b_summary, c_summary, missing))
+    settings = data.settings
     counts = rates.stratify(baseline=baseline, canary=canary)
-    tol, absolute, direction = settings.tolerance, settings.absolute_tolerance, settings.direction
-    tests = _ratio_tests(counts, tol, absolute, direction, looks)
-    p_fail, p_pass, harm = _combine(direction, tests)
+    tests = _ratio_tests(
+        counts, settings.tolerance, settings.absolute_tolerance, settings.direction, looks
+    )
+    p_fail, p_pass, harm = _combine(settings.direction, tests)
+    state = _RatioTested(counts, settings, looks, (b_summary, c_summary), p_fail, p_pass, harm)
+    return Tested(p_fail, functools.partial(_finish_ratio, state))
+
+
+def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
+    counts, looks = state.counts, state.looks
+    tol, absolute = state.settings.tolerance, state.settings.absolute_tolerance
+    direction = state.settings.direction
+    b_summary, c_summary = state.summaries
+    p_fail, p_pass = state.p_fail, state.p_pass
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     interval = rates.rate_ratio_interval(
         counts=counts, alpha_lower=lower_alpha, alpha_upper=upper_alpha
@@ -251,7 +301,16 @@ def compare_ratio(
             "" if absolute > 0 else " (set absolute_tolerance to let such data pass)"
         )
     return Comparison(
-        test, p_fail, p_pass, harm, effect, b_summary, c_summary, detail, needed, "requests"
+        _RATIO_TEST,
+        p_fail,
+        p_pass,
+        state.harm,
+        effect,
+        b_summary,
+        c_summary,
+        detail,
+        needed,
+        "requests",
     )
 
 
@@ -335,6 +394,28 @@ def compare_values(
     data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
 ) -> Comparison:
     """Compare VALUES by Mann-Whitney U against the shifted boundary, with the HL shift."""
+    return tested_values(data, looks=looks).finish(alpha, beta)
+
+
+_VALUES_TEST = "Mann-Whitney U / Hodges-Lehmann shift"
+
+
+@dataclass(frozen=True, slots=True)
+class _ValuesTested:
+    baseline: FloatArray  # sorted
+    canary: FloatArray  # sorted
+    summaries: tuple[SideSummary, SideSummary]
+    level: float  # |baseline median|: the unit of the relative shift
+    margin: float
+    direction: Direction
+    p_fail: float
+    p_pass: float
+    harm: Outcome
+    cles: float
+
+
+def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
+    """The VALUES tests of :func:`compare_values`, to be finished at a level."""
     settings = data.settings
     assert isinstance(data.baseline, np.ndarray) and isinstance(data.canary, np.ndarray)
     baseline = prepare_values(data, data.baseline)
@@ -343,10 +424,10 @@ def compare_values(
     b_sorted, c_sorted = np.sort(baseline), np.sort(canary)
     b_summary = _values_summary(baseline, b_sorted)
     c_summary = _values_summary(canary, c_sorted)
-    test = "Mann-Whitney U / Hodges-Lehmann shift"
     if baseline.size == 0 or canary.size == 0:
         side = "baseline" if baseline.size == 0 else "canary"
-        return _no_data(test, "relative_shift", b_summary, c_summary, f"no {side} samples")
+        missing = f"no {side} samples"
+        return _settled(_no_data(_VALUES_TEST, "relative_shift", b_summary, c_summary, missing))
     for side, ordered in (("baseline", b_sorted), ("canary", c_sorted)):
         if not (math.isfinite(ordered[0]) and math.isfinite(ordered[-1])):  # sorted: ends
             raise ValueError(f"{side} must hold finite values")
@@ -370,10 +451,34 @@ def compare_values(
         low = mw(-margin)
         fail_low, pass_low = looks.spent(low.p_less), low.p_greater
     p_fail, p_pass, harm = _combine(direction, _Tests(fail_high, pass_high, fail_low, pass_low))
-    lower_alpha, upper_alpha = _levels(direction, alpha, beta)
+    if margin == 0.0:  # the U of the test at shift 0 is the effect size's
+        cles = high.u_canary / (baseline.size * canary.size)
+    else:
+        cles = mann_whitney.common_language_effect_size(
+            baseline=b_sorted, canary=c_sorted, assume_sorted=True, check_input=False
+        )
+    state = _ValuesTested(
+        b_sorted,
+        c_sorted,
+        (b_summary, c_summary),
+        level,
+        margin,
+        direction,
+        p_fail,
+        p_pass,
+        harm,
+        cles,
+    )
+    return Tested(p_fail, functools.partial(_finish_values, state))
+
+
+def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Comparison:
+    b_summary, c_summary = state.summaries
+    p_fail, p_pass, level = state.p_fail, state.p_pass, state.level
+    lower_alpha, upper_alpha = _levels(state.direction, alpha, beta)
     hl = mann_whitney.hodges_lehmann(
-        baseline=b_sorted,
-        canary=c_sorted,
+        baseline=state.baseline,
+        canary=state.canary,
         alpha_lower=lower_alpha,
         alpha_upper=upper_alpha,
         assume_sorted=True,
@@ -390,20 +495,24 @@ def compare_values(
     )
     needed = 0.0
     if not (p_fail <= alpha or p_pass <= beta):
-        needed = _values_need(hl, margin, direction, canary.size)
-    if margin == 0.0:  # the U of the test at shift 0 is the effect size's
-        cles = high.u_canary / (baseline.size * canary.size)
-    else:
-        cles = mann_whitney.common_language_effect_size(
-            baseline=b_sorted, canary=c_sorted, assume_sorted=True, check_input=False
-        )
+        needed = _values_need(hl, state.margin, state.direction, state.canary.size)
     detail = (
         f"canary median {_num(c_summary.p50)} vs baseline {_num(b_summary.p50)}, "
         f"shift {_num(hl.estimate)} [{_num(hl.lower)}, {_num(hl.upper)}], "
-        f"P(canary > baseline) {cles:.2f} (n={canary.size} vs {baseline.size})"
+        f"P(canary > baseline) {state.cles:.2f} "
+        f"(n={state.canary.size} vs {state.baseline.size})"
     )
     return Comparison(
-        test, p_fail, p_pass, harm, effect, b_summary, c_summary, detail, needed, "samples"
+        _VALUES_TEST,
+        p_fail,
+        p_pass,
+        state.harm,
+        effect,
+        b_summary,
+        c_summary,
+        detail,
+        needed,
+        "samples",
     )
 
 
@@ -443,6 +552,29 @@ def compare_histogram(
     data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED
 ) -> Comparison:
     """Compare HISTOGRAM tails: the canary's share above the baseline's boundary (:mod:`tails`)."""
+    return tested_histogram(data, looks=looks).finish(alpha, beta)
+
+
+@dataclass(frozen=True, slots=True)
+class _HistogramTested:
+    test: str
+    canary: tails.MergedHistogram
+    q: float
+    q_base: float
+    q_canary: float
+    high: float  # the allowed quantile
+    direction: Direction
+    tests: Callable[[float], _Tests]  # at a scale of the canary's counts
+    boundary: tails.TailTestResult  # the upward test at the current counts
+    summaries: tuple[SideSummary, SideSummary]
+    p_fail: float
+    p_pass: float
+    harm: Outcome
+    tolerance: float
+
+
+def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
+    """The HISTOGRAM tests of :func:`compare_histogram`, to be finished at a level."""
     settings = data.settings
     assert isinstance(data.baseline, HistogramSeries) and isinstance(data.canary, HistogramSeries)
     baseline, canary = tails.merge(data.baseline), tails.merge(data.canary)
@@ -450,12 +582,14 @@ def compare_histogram(
     test = f"tail exceedance above baseline p{_quantile_name(q)} (exact binomial)"
     if baseline.count <= 0 or canary.count <= 0:
         side = "baseline" if baseline.count <= 0 else "canary"
-        return _no_data(
-            test,
-            "quantile_ratio",
-            _histogram_summary(baseline, 0.0),
-            _histogram_summary(canary, 0.0),
-            f"no {side} observations",
+        return _settled(
+            _no_data(
+                test,
+                "quantile_ratio",
+                _histogram_summary(baseline, 0.0),
+                _histogram_summary(canary, 0.0),
+                f"no {side} observations",
+            )
         )
     bounds = baseline.upper_bounds
     q_base = tails.histogram_quantile(q=q, upper_bounds=bounds, cumulative=baseline.cumulative)
@@ -485,39 +619,68 @@ def compare_histogram(
         return _Tests(up[0], up[1], fail_low, pass_low)
 
     p_fail, p_pass, harm = _combine(direction, tests(1.0))
+    boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high)
+    summaries = (
+        _histogram_summary(baseline, 1 - q),
+        _histogram_summary(canary, boundary.canary_share),
+    )
+    state = _HistogramTested(
+        test,
+        canary,
+        q,
+        q_base,
+        q_canary,
+        high,
+        direction,
+        tests,
+        boundary,
+        summaries,
+        p_fail,
+        p_pass,
+        harm,
+        tol,
+    )
+    return Tested(p_fail, functools.partial(_finish_histogram, state))
+
+
+def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Comparison:
+    q, q_base, direction = state.q, state.q_base, state.direction
+    p_fail, p_pass = state.p_fail, state.p_pass
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     c_lo, c_hi = tails.quantile_bounds(
-        histogram=canary, q=q, alpha_lower=lower_alpha, alpha_upper=upper_alpha
+        histogram=state.canary, q=q, alpha_lower=lower_alpha, alpha_upper=upper_alpha
     )
     unit = q_base if q_base > 0 else math.nan
     effect = Effect(
-        estimate=q_canary / unit,
+        estimate=state.q_canary / unit,
         lower=c_lo / unit,
         upper=c_hi / unit,
         confidence=1.0 - lower_alpha - upper_alpha,
         scale="quantile_ratio",
     )
-    boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high)
     needed = 0.0
     if not (p_fail <= alpha or p_pass <= beta):
+        tests = state.tests
         needed = _projected_need(
-            lambda s: _combine(direction, tests(s))[:2], alpha, beta, canary.count
+            lambda s: _combine(direction, tests(s))[:2], alpha, beta, state.canary.count
         )
     name = _quantile_name(q)
+    boundary = state.boundary
     detail = (
-        f"canary p{name} {_num(q_canary)} vs baseline p{name} {_num(q_base)} "
-        f"(allowed {_num(high)}); {_pct(boundary.canary_share)} of canary requests above it "
-        f"vs {_pct(1 - q)} expected"
+        f"canary p{name} {_num(state.q_canary)} vs baseline p{name} {_num(q_base)} "
+        f"(allowed {_num(state.high)}); {_pct(boundary.canary_share)} of canary requests "
+        f"above it vs {_pct(1 - q)} expected"
     )
-    detail += _resolution_note(boundary, q_base, tol)
+    detail += _resolution_note(boundary, q_base, state.tolerance)
+    b_summary, c_summary = state.summaries
     return Comparison(
-        test,
+        state.test,
         p_fail,
         p_pass,
-        harm,
+        state.harm,
         effect,
-        _histogram_summary(baseline, 1 - q),
-        _histogram_summary(canary, boundary.canary_share),
+        b_summary,
+        c_summary,
         detail,
         needed,
         "requests",
@@ -614,16 +777,21 @@ def _num(value: float) -> str:
     return f"{value:.4g}"
 
 
-COMPARE: dict[MetricKind, Callable[..., Comparison]] = {
-    MetricKind.RATIO: compare_ratio,
-    MetricKind.VALUES: compare_values,
-    MetricKind.HISTOGRAM: compare_histogram,
+TESTED: dict[MetricKind, Callable[..., Tested]] = {
+    MetricKind.RATIO: tested_ratio,
+    MetricKind.VALUES: tested_values,
+    MetricKind.HISTOGRAM: tested_histogram,
 }
 
 
 def compare(data: MetricData, *, alpha: float, beta: float, looks: Looks = FIXED) -> Comparison:
     """Compare one metric's sides with the test of its kind, bounds at ``alpha``/``beta``."""
-    return COMPARE[data.settings.kind](data, alpha=alpha, beta=beta, looks=looks)
+    return tested(data, looks=looks).finish(alpha, beta)
+
+
+def tested(data: MetricData, *, looks: Looks = FIXED) -> Tested:
+    """Test one metric's sides with the test of its kind; finish at a level later."""
+    return TESTED[data.settings.kind](data, looks=looks)
 
 
 def holm_levels(p_values: Sequence[float], alpha: float) -> list[float]:
@@ -682,32 +850,28 @@ def classify(
     """
     family = [i for i, m in enumerate(metrics) if m.error is None and not m.settings.dry_run]
     first_level = alpha / max(1, len(family))
-    comparisons = [
-        None if m.error is not None else compare(m, alpha=first_level, beta=beta, looks=looks)
-        for m in metrics
-    ]
+    found_tests = [None if m.error is not None else tested(m, looks=looks) for m in metrics]
     levels = dict(
         zip(
             family,
-            holm_levels([_p_fail(comparisons[i]) for i in family], alpha),
+            holm_levels([_p_fail(found_tests[i]) for i in family], alpha),
             strict=True,
         )
     )
     results: list[Classified] = []
     for index, data in enumerate(metrics):
-        found = comparisons[index]
+        found = found_tests[index]
         if found is None:
             results.append(_error(data))
             continue
         level = levels.get(index, first_level)
-        if not math.isclose(level, first_level, rel_tol=1e-12):
-            found = compare(data, alpha=level, beta=beta, looks=looks)
-        results.append(Classified(_outcome(found, level, beta), found, level))
+        comparison = found.finish(level, beta)
+        results.append(Classified(_outcome(comparison, level, beta), comparison, level))
     return results
 
 
-def _p_fail(comparison: Comparison | None) -> float:
-    return 1.0 if comparison is None else comparison.p_fail
+def _p_fail(tested: Tested | None) -> float:
+    return 1.0 if tested is None else tested.p_fail
 
 
 def _outcome(comparison: Comparison, level: float, beta: float) -> Outcome:

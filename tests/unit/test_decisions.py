@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gatekeeper import engine
-from gatekeeper.stats import rates
+from gatekeeper.stats import classify, rates
 from gatekeeper.stats.model import (
     HistogramSeries,
     JudgeSettings,
@@ -235,3 +235,27 @@ def test_infinite_values_are_refused_not_judged(side: str) -> None:
     metric = MetricData(settings=MetricSettings(name="latency", kind=MetricKind.VALUES), **samples)
     with pytest.raises(ValueError, match=f"{side} must hold finite values"):
         engine.judge([metric], JudgeSettings())
+
+
+def test_each_metric_is_finished_at_its_own_holm_level() -> None:
+    # Every metric of the three kinds regresses: Holm rejects them one after another, each
+    # at a larger level. The effect bounds (and the rest) are those of that level, as a
+    # comparison of the metric alone at that level gives them.
+    rng = np.random.default_rng(5)
+    slow = [traffic.latencies(rng, n=400, median=0.2, slow_share=0.3, slow_factor=4.0)]
+    fast = [traffic.latencies(rng, n=4000, median=0.2)]
+    metrics = [
+        ratio_metric(traffic.fixed_counts(10, 10_000, 6), traffic.fixed_counts(30, 1_000, 6)),
+        histogram_metric(traffic.histograms(fast), traffic.histograms(slow)),
+        MetricData(
+            MetricSettings(name="latency-samples", kind=MetricKind.VALUES),
+            rng.lognormal(0.0, 0.3, 80),
+            rng.lognormal(0.6, 0.3, 80),
+        ),
+    ]
+    found = classify.classify(metrics, alpha=0.01, beta=0.05)
+    assert [c.outcome for c in found] == [Outcome.HIGH] * 3
+    assert sorted(c.alpha for c in found) == pytest.approx([0.01 / 3, 0.01 / 2, 0.01])
+    for data, classified in zip(metrics, found, strict=True):
+        alone = classify.compare(data, alpha=classified.alpha, beta=0.05)
+        assert classified.comparison == alone
