@@ -82,6 +82,33 @@ class Tested:
     finish: Callable[[float, float], Comparison]
 
 
+@dataclass(frozen=True, slots=True)
+class _Core:
+    """What every kind's tests give: their p-values, the harm and both sides' summaries."""
+
+    test: str
+    p_fail: float
+    p_pass: float
+    harm: Outcome
+    baseline: SideSummary
+    canary: SideSummary
+
+    def comparison(self, effect: Effect, detail: str, needed: float, unit: str) -> Comparison:
+        """The comparison, finished with what depends on the level."""
+        return Comparison(
+            self.test,
+            self.p_fail,
+            self.p_pass,
+            self.harm,
+            effect,
+            self.baseline,
+            self.canary,
+            detail,
+            needed,
+            unit,
+        )
+
+
 def _settled(comparison: Comparison) -> Tested:
     """A comparison that no level changes (no data): tested and finished alike."""
     return Tested(comparison.p_fail, lambda _alpha, _beta: comparison)
@@ -231,13 +258,10 @@ _RATIO_TEST = "stratified conditional rate ratio (quasi-Poisson)"
 
 @dataclass(frozen=True, slots=True)
 class _RatioTested:
+    core: _Core
     counts: rates.StratifiedCounts
     settings: MetricSettings
     looks: Looks
-    summaries: tuple[SideSummary, SideSummary]
-    p_fail: float
-    p_pass: float
-    harm: Outcome
 
 
 def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
@@ -254,7 +278,8 @@ def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         counts, settings.tolerance, settings.absolute_tolerance, settings.direction, looks
     )
     p_fail, p_pass, harm = _combine(settings.direction, tests)
-    state = _RatioTested(counts, settings, looks, (b_summary, c_summary), p_fail, p_pass, harm)
+    core = _Core(_RATIO_TEST, p_fail, p_pass, harm, b_summary, c_summary)
+    state = _RatioTested(core, counts, settings, looks)
     return Tested(p_fail, functools.partial(_finish_ratio, state))
 
 
@@ -262,8 +287,8 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
     counts, looks = state.counts, state.looks
     tol, absolute = state.settings.tolerance, state.settings.absolute_tolerance
     direction = state.settings.direction
-    b_summary, c_summary = state.summaries
-    p_fail, p_pass = state.p_fail, state.p_pass
+    core = state.core
+    p_fail, p_pass = core.p_fail, core.p_pass
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     interval = rates.rate_ratio_interval(
         counts=counts, alpha_lower=lower_alpha, alpha_upper=upper_alpha
@@ -291,7 +316,7 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
     settled = p_fail <= alpha or p_pass <= beta
     needed = 0.0 if settled else _projected_need(projected, alpha, beta, counts.canary_total)
     detail = (
-        f"canary rate {_pct(c_summary.rate)} vs baseline {_pct(b_summary.rate)}, "
+        f"canary rate {_pct(core.canary.rate)} vs baseline {_pct(core.baseline.rate)}, "
         f"rate ratio {_num(interval.ratio)} [{_num(lower)}, {_num(upper)}]"
     )
     if counts.dispersion > 1.0:
@@ -300,18 +325,7 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
         detail += "; no bad events on either side" + (
             "" if absolute > 0 else " (set absolute_tolerance to let such data pass)"
         )
-    return Comparison(
-        _RATIO_TEST,
-        p_fail,
-        p_pass,
-        state.harm,
-        effect,
-        b_summary,
-        c_summary,
-        detail,
-        needed,
-        "requests",
-    )
+    return core.comparison(effect, detail, needed, "requests")
 
 
 def _ratio_missing(baseline: RatioSeries, canary: RatioSeries) -> str | None:
@@ -402,15 +416,12 @@ _VALUES_TEST = "Mann-Whitney U / Hodges-Lehmann shift"
 
 @dataclass(frozen=True, slots=True)
 class _ValuesTested:
+    core: _Core
     baseline: FloatArray  # sorted
     canary: FloatArray  # sorted
-    summaries: tuple[SideSummary, SideSummary]
     level: float  # |baseline median|: the unit of the relative shift
     margin: float
     direction: Direction
-    p_fail: float
-    p_pass: float
-    harm: Outcome
     cles: float
 
 
@@ -457,24 +468,14 @@ def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         cles = mann_whitney.common_language_effect_size(
             baseline=b_sorted, canary=c_sorted, assume_sorted=True, check_input=False
         )
-    state = _ValuesTested(
-        b_sorted,
-        c_sorted,
-        (b_summary, c_summary),
-        level,
-        margin,
-        direction,
-        p_fail,
-        p_pass,
-        harm,
-        cles,
-    )
+    core = _Core(_VALUES_TEST, p_fail, p_pass, harm, b_summary, c_summary)
+    state = _ValuesTested(core, b_sorted, c_sorted, level, margin, direction, cles)
     return Tested(p_fail, functools.partial(_finish_values, state))
 
 
 def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Comparison:
-    b_summary, c_summary = state.summaries
-    p_fail, p_pass, level = state.p_fail, state.p_pass, state.level
+    core, level = state.core, state.level
+    p_fail, p_pass = core.p_fail, core.p_pass
     lower_alpha, upper_alpha = _levels(state.direction, alpha, beta)
     hl = mann_whitney.hodges_lehmann(
         baseline=state.baseline,
@@ -497,23 +498,12 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
     if not (p_fail <= alpha or p_pass <= beta):
         needed = _values_need(hl, state.margin, state.direction, state.canary.size)
     detail = (
-        f"canary median {_num(c_summary.p50)} vs baseline {_num(b_summary.p50)}, "
+        f"canary median {_num(core.canary.p50)} vs baseline {_num(core.baseline.p50)}, "
         f"shift {_num(hl.estimate)} [{_num(hl.lower)}, {_num(hl.upper)}], "
         f"P(canary > baseline) {state.cles:.2f} "
         f"(n={state.canary.size} vs {state.baseline.size})"
     )
-    return Comparison(
-        _VALUES_TEST,
-        p_fail,
-        p_pass,
-        state.harm,
-        effect,
-        b_summary,
-        c_summary,
-        detail,
-        needed,
-        "samples",
-    )
+    return core.comparison(effect, detail, needed, "samples")
 
 
 def _values_need(
@@ -557,7 +547,7 @@ def compare_histogram(
 
 @dataclass(frozen=True, slots=True)
 class _HistogramTested:
-    test: str
+    core: _Core
     canary: tails.MergedHistogram
     q: float
     q_base: float
@@ -566,10 +556,6 @@ class _HistogramTested:
     direction: Direction
     tests: Callable[[float], _Tests]  # at a scale of the canary's counts
     boundary: tails.TailTestResult  # the upward test at the current counts
-    summaries: tuple[SideSummary, SideSummary]
-    p_fail: float
-    p_pass: float
-    harm: Outcome
     tolerance: float
 
 
@@ -620,32 +606,23 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
 
     p_fail, p_pass, harm = _combine(direction, tests(1.0))
     boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high)
-    summaries = (
+    core = _Core(
+        test,
+        p_fail,
+        p_pass,
+        harm,
         _histogram_summary(baseline, 1 - q),
         _histogram_summary(canary, boundary.canary_share),
     )
     state = _HistogramTested(
-        test,
-        canary,
-        q,
-        q_base,
-        q_canary,
-        high,
-        direction,
-        tests,
-        boundary,
-        summaries,
-        p_fail,
-        p_pass,
-        harm,
-        tol,
+        core, canary, q, q_base, q_canary, high, direction, tests, boundary, tol
     )
     return Tested(p_fail, functools.partial(_finish_histogram, state))
 
 
 def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Comparison:
     q, q_base, direction = state.q, state.q_base, state.direction
-    p_fail, p_pass = state.p_fail, state.p_pass
+    p_fail, p_pass = state.core.p_fail, state.core.p_pass
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
     c_lo, c_hi = tails.quantile_bounds(
         histogram=state.canary, q=q, alpha_lower=lower_alpha, alpha_upper=upper_alpha
@@ -672,19 +649,7 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
         f"above it vs {_pct(1 - q)} expected"
     )
     detail += _resolution_note(boundary, q_base, state.tolerance)
-    b_summary, c_summary = state.summaries
-    return Comparison(
-        state.test,
-        p_fail,
-        p_pass,
-        state.harm,
-        effect,
-        b_summary,
-        c_summary,
-        detail,
-        needed,
-        "requests",
-    )
+    return state.core.comparison(effect, detail, needed, "requests")
 
 
 def _tail_p(
