@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -34,7 +36,7 @@ def test_p_in_unit_interval_and_u_adds_up(
 def test_invariant_under_strictly_monotone_transform(
     baseline: list[int], canary: list[int], alternative: str, transform: str
 ) -> None:
-    f = {
+    f: Callable[[list[int]], np.ndarray] = {
         "exp": lambda v: np.exp(np.asarray(v, dtype=float) / 4.0),
         "cube": lambda v: np.asarray(v, dtype=float) ** 3,
         "affine": lambda v: 3.0 * np.asarray(v, dtype=float) - 7.0,
@@ -138,7 +140,7 @@ def test_sorted_input_and_one_sided_p_values(
             baseline=baseline,
             canary=canary,
             shift=shift,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
             method="asymptotic",
         )
         assert single.u_canary == both.u_canary

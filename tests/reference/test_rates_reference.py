@@ -8,6 +8,8 @@ reference implementation of that binomial test here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -56,7 +58,9 @@ def test_bounds_are_the_clopper_pearson_bounds_mapped_to_the_ratio(
         counts=_counts(cb, ct, bb, bt), alpha_lower=0.05, alpha_upper=0.05
     )
     ci = stats.binomtest(cb, cb + bb).proportion_ci(confidence_level=0.9, method="exact")
-    to_ratio = lambda p: p * bt / ((1 - p) * ct) if p < 1 else np.inf  # noqa: E731
+    to_ratio: Callable[[float], float] = lambda p: (  # noqa: E731
+        p * bt / ((1 - p) * ct) if p < 1 else np.inf
+    )
     assert result.lower == pytest.approx(to_ratio(ci.low), rel=1e-9, abs=1e-12)
     assert result.upper == pytest.approx(to_ratio(ci.high), rel=1e-9)
     assert result.ratio == pytest.approx((cb / ct) / (bb / bt) if bb else np.inf)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -134,7 +137,7 @@ def _asymptotic_ranks(n: int, m: int, ties: float, alpha_l: float, alpha_u: floa
 def test_large_selection_matches_brute_force(kind: str) -> None:
     rng = np.random.default_rng(7)
     n = m = 2000
-    draw = {
+    draw: Callable[[int], np.ndarray] = {
         "normal": lambda size: rng.normal(size=size),
         "lognormal": lambda size: rng.lognormal(0.0, 2.0, size=size),
         "rounded": lambda size: np.round(rng.normal(size=size) * 3),
@@ -206,7 +209,7 @@ def test_one_sided_p_values_equal_each_alternative(case: int, correct: bool, met
             baseline=baseline,
             canary=canary,
             shift=shift,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
             method=method,  # type: ignore[arg-type]
             correct=correct,
         )
@@ -227,14 +230,14 @@ def test_assume_sorted_gives_the_same_results(case: int) -> None:
             baseline=baseline,
             canary=canary,
             shift=shift,
-            alternative=alternative,  # type: ignore[arg-type]
+            alternative=alternative,
         )
         for check_input in (True, False):
             fast = mann_whitney_u(
                 baseline=b_sorted,
                 canary=c_sorted,
                 shift=shift,
-                alternative=alternative,  # type: ignore[arg-type]
+                alternative=alternative,
                 assume_sorted=True,
                 check_input=check_input,
             )
@@ -275,7 +278,7 @@ def test_assume_sorted_gives_the_same_results(case: int) -> None:
 def test_assume_sorted_validation(baseline: list[float], message: str) -> None:
     for call in (mann_whitney_u, hodges_lehmann, common_language_effect_size):
         with pytest.raises(ValueError, match=message):
-            call(baseline=baseline, canary=[1.0, 2.0], assume_sorted=True)  # type: ignore[operator]
+            call(baseline=baseline, canary=[1.0, 2.0], assume_sorted=True)
     with pytest.raises(ValueError, match="canary must be sorted ascending"):
         mann_whitney_u(baseline=[1.0, 2.0], canary=[3.0, 1.0], assume_sorted=True)
 
@@ -308,7 +311,7 @@ def test_materialise_merges_overlapping_brackets() -> None:
     mat = mw._Matrix(a, c)
 
     def counts(t: float) -> np.ndarray:
-        return (cells <= t).sum(axis=1).astype(np.int64)
+        return cast(np.ndarray, (cells <= t).sum(axis=1).astype(np.int64))
 
     def bracket(k: int, lo_rank: int, hi_rank: int) -> mw._Bracket:
         lo, hi = float(diffs[lo_rank - 1]), float(diffs[hi_rank - 1])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -87,9 +88,14 @@ def test_a_tail_regression_fails_on_latency_alone() -> None:
     assert last["error-rate.outcome"] != "HIGH"
 
 
+class _Plenty(TypedDict):
+    rps: float
+    pod_sigma: float
+
+
 # Enough traffic, and little enough pod-to-pod variation, for a healthy canary's anytime-valid
 # upper bound to settle inside the tolerance within the 15 looks (18 of seeds 1-20 do).
-PLENTY = {"rps": 400.0, "pod_sigma": 0.1}
+PLENTY: _Plenty = {"rps": 400.0, "pod_sigma": 0.1}
 
 
 def test_a_healthy_canary_passes_and_the_controller_stops_there() -> None:

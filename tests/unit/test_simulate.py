@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -11,7 +12,13 @@ from gatekeeper import simulate
 from gatekeeper.simulate import EXAMPLE_PLAN, Fault, FaultKind, Scenario, WeightStep
 from gatekeeper.stats.tails import histogram_quantile
 
-BUSY = {"rps": 400.0, "seconds": 600.0}
+
+class _Busy(TypedDict):
+    rps: float
+    seconds: float
+
+
+BUSY: _Busy = {"rps": 400.0, "seconds": 600.0}
 
 
 def p50(side: simulate.SideTraffic, steps: slice) -> float:
@@ -74,8 +81,14 @@ def test_bursts_hit_both_sides_at_the_same_steps() -> None:
         assert rate(side, hit) > 10 * rate(side, calm)  # type: ignore[arg-type]
 
 
+class _Warm(TypedDict):
+    warmup_seconds: float
+    warmup_latency_factor: float
+    warmup_error_factor: float
+
+
 def test_new_pods_warm_up_on_the_canary_and_on_a_dedicated_baseline_only() -> None:
-    warm = {"warmup_seconds": 60.0, "warmup_latency_factor": 3.0, "warmup_error_factor": 4.0}
+    warm: _Warm = {"warmup_seconds": 60.0, "warmup_latency_factor": 3.0, "warmup_error_factor": 4.0}
     traffic = simulate.simulate(Scenario(canary_weight=0.3, seed=4, **warm, **BUSY))
     first, later = slice(0, 2), slice(8, None)
     assert p50(traffic.canary, first) > 1.5 * p50(traffic.canary, later)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from gatekeeper.errors import InvalidArgument, QueryRejected
 from gatekeeper.sources import queries, series
 from gatekeeper.sources.base import RangeSeries, Window
 from gatekeeper.spec import format_duration, load_spec, parse_duration
+from gatekeeper.stats.model import FloatArray, HistogramSeries, RatioSeries
 from gatekeeper.stats.results import Direction, MetricKind
 
 ISSUE_EXAMPLE = """
@@ -201,16 +203,17 @@ def test_ratio_cleaning_follows_the_error_table() -> None:
     fetched = series.ratio(
         [points([1, 5, math.nan], times=[30, 60, 90])], [points([10, 4, 0, 20])], WINDOW
     )
-    assert fetched.series.total.tolist() == [10, 4, 0, 20]
-    assert fetched.series.bad.tolist() == [1, 4, 0, 0]  # clamped; 0/0 kept aligned; no bad = 0
+    cleaned = cast(RatioSeries, fetched.series)
+    assert cleaned.total.tolist() == [10, 4, 0, 20]
+    assert cleaned.bad.tolist() == [1, 4, 0, 0]  # clamped; 0/0 kept aligned; no bad = 0
     assert "clamped" in fetched.notes[0]
     nothing = series.ratio([], [], WINDOW)
-    assert nothing.series.total.sum() == 0
+    assert cast(RatioSeries, nothing.series).total.sum() == 0
 
 
 def test_infinite_values_from_a_query_count_as_missing_with_a_note() -> None:
     fetched = series.values([points([1.0, math.inf]), points([-math.inf, 2.0, math.nan])])
-    assert np.isnan(fetched.series).tolist() == [False, True, True, False, True]
+    assert np.isnan(cast(FloatArray, fetched.series)).tolist() == [False, True, True, False, True]
     assert fetched.notes == ("2 infinite value(s) treated as missing (NaN policy)",)
     assert series.values([points([1.0, 2.0])]).notes == ()
 
@@ -222,8 +225,9 @@ def test_histogram_assembly_sorts_bounds_and_requires_inf() -> None:
         points([8, 9, 9, 9], {"le": "0.5"}),
     ]
     fetched = series.histogram(buckets, WINDOW, query="q")
-    assert fetched.series.upper_bounds.tolist() == [0.1, 0.5, math.inf]
-    assert fetched.series.counts[0].tolist() == [4, 8, 10]
+    assembled = cast(HistogramSeries, fetched.series)
+    assert assembled.upper_bounds.tolist() == [0.1, 0.5, math.inf]
+    assert assembled.counts[0].tolist() == [4, 8, 10]
     with pytest.raises(QueryRejected, match="Inf"):
         series.histogram([points([1], {"le": "0.1"})], WINDOW, query="q")
     with pytest.raises(QueryRejected, match="le label"):

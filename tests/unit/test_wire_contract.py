@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -14,8 +14,11 @@ from gatekeeper.api.v1 import gatekeeper_pb2
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
-import descriptor_snapshot  # noqa: E402
-import genproto  # noqa: E402
+if TYPE_CHECKING:  # mypy cannot follow the sys.path insert: it finds tools/ from the root
+    from tools import descriptor_snapshot, genproto
+else:
+    import descriptor_snapshot
+    import genproto
 
 GENERATED = ROOT / "gatekeeper" / "api" / "v1"
 

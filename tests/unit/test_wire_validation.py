@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -16,8 +17,11 @@ from gatekeeper.stats.results import Direction, MetricKind
 
 
 def ratio_metric(
-    name: str = "errors", baseline=((1, 100),), canary=((1, 100),), **config
-) -> pb.Metric:  # type: ignore[no-untyped-def]
+    name: str = "errors",
+    baseline: tuple[tuple[float, float], ...] = ((1, 100),),
+    canary: tuple[tuple[float, float], ...] = ((1, 100),),
+    **config: Any,  # pb.MetricConfig's fields, some deliberately out of range
+) -> pb.Metric:
     return pb.Metric(
         config=pb.MetricConfig(name=name, kind=pb.METRIC_KIND_RATIO, **config),
         baseline=pb.Series(counts=[pb.Counts(bad=b, total=t) for b, t in baseline]),
@@ -59,7 +63,7 @@ def violations(request: pb.JudgeRequest) -> dict[str, str]:
         ),
         (
             ratio_metric(direction=9),
-            "metrics[0].config.direction",  # type: ignore[arg-type]
+            "metrics[0].config.direction",
             "allowed: DIRECTION_UNSPECIFIED, DIRECTION_INCREASE, DIRECTION_DECREASE, "
             "DIRECTION_EITHER",
         ),
