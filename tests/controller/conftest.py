@@ -114,7 +114,8 @@ class FixedEmulator(kmock.KubernetesEmulator):
         wanted = (request.data.get("metadata") or {}).get("resourceVersion")
         key = (request.resource, request.namespace, request.name)
         with contextlib.suppress(KeyError, ValueError):
-            current = self.objects[key].raw.get("metadata", {}).get("resourceVersion")
+            # The caller saw a resource; a request without a name finds nothing (KeyError).
+            current = self.objects[key].raw.get("metadata", {}).get("resourceVersion")  # type: ignore[index]
             if wanted is not None and wanted != current:
                 type(self).conflicts += 1
                 raise StaleResourceVersion()
@@ -149,9 +150,10 @@ class FixedEmulator(kmock.KubernetesEmulator):
         meta = data.setdefault("metadata", {})
         meta["resourceVersion"] = str(next(_versions))
         if "spec" in data and request.subresource is None:
-            key = (request.resource, request.namespace, request.name)
+            object_key = (request.resource, request.namespace, request.name)
             with contextlib.suppress(KeyError, ValueError):
-                current = self.objects[key].raw.get("metadata", {}).get("generation", 1)
+                # As in _check_version: the resource is set, a missing name finds nothing.
+                current = self.objects[object_key].raw.get("metadata", {}).get("generation", 1)  # type: ignore[index]
                 meta["generation"] = int(current) + 1
 
 

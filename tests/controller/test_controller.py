@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import threading
 from collections.abc import Iterator
+from typing import Any, cast
 
 import pytest
 
@@ -20,7 +21,7 @@ from controller.kube import Kube
 from controller.main import Controller
 from controller.model import Phase, Weights
 from controller.reconcile import Reconciler
-from controller.resources import CANARIES, DEPLOYMENTS, SERVICES
+from controller.resources import CANARIES, DEPLOYMENTS, SERVICES, Object
 from controller.routers.memory import MemoryRouters
 from controller.workloads import CANARY_LABEL, HASH_ANNOTATION, TRACK_LABEL
 from gatekeeper.client import GatekeeperClient
@@ -53,7 +54,7 @@ def test_initialization_copies_the_target_to_stable_and_routes_all_traffic_to_it
     assert stable["metadata"]["annotations"][HASH_ANNOTATION] == status.stable_hash
     assert rig.replicas("podinfo-stable") == 3 and rig.replicas("podinfo") == 0
     services = {
-        name: rig.kube.get(SERVICES, namespace=NAMESPACE, name=name)
+        name: cast(Object, rig.kube.get(SERVICES, namespace=NAMESPACE, name=name))
         for name in ("podinfo-stable", "podinfo-canary")
     }
     assert services["podinfo-canary"]["spec"]["selector"] == {"app": "podinfo"}
@@ -191,9 +192,7 @@ def test_canary_pods_never_ready_roll_back_at_the_progress_deadline(rig: Rig) ->
         ),
     ],
 )
-def test_spec_errors_are_reported_in_status(
-    rig: Rig, spec: dict[str, object], message: str
-) -> None:
+def test_spec_errors_are_reported_in_status(rig: Rig, spec: dict[str, Any], message: str) -> None:
     rig.create(**spec)
     rig.reconcile()  # creates the stable
     rig.reconcile()  # routes to it

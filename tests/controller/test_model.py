@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the dev dependencies
 import pytest
 import yaml
 
 from controller.model import (
+    Analysis,
     AnalysisState,
     HeaderMatch,
     Phase,
@@ -296,7 +297,7 @@ def test_step_analysis_inherits_spec_analysis() -> None:
         },
         name="app",
     )
-    first, second = spec.steps
+    first, second = cast(tuple[Analysis, Analysis], spec.steps)
     assert (first.spec_name, first.interval_seconds, first.looks, first.warmup_seconds) == (
         "http",
         30.0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -47,7 +47,7 @@ HINTED = {
     "looks": 5,
     "loadTest": {"maxRps": 10, "maxDuration": "5m"},
 }
-STEPS = [{"setWeight": 10}, {"analysis": HINTED}, {"setWeight": 50}]
+STEPS: list[dict[str, Any]] = [{"setWeight": 10}, {"analysis": HINTED}, {"setWeight": 50}]
 
 
 class ScriptedGatekeeper:
@@ -397,7 +397,11 @@ def test_only_the_leader_reconciles(
         )
         original = reconciler.reconcile
 
-        def counted(canary: Object, _name: str = name, _original: Any = original) -> float | None:
+        def counted(
+            canary: Object,
+            _name: str = name,
+            _original: Callable[[Object], float | None] = original,
+        ) -> float | None:
             calls[_name] += 1
             return _original(canary)
 

@@ -8,19 +8,20 @@ rollback. The API requests the controller made must all be granted by its Cluste
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 
 from controller.kube import Kube
-from controller.model import Phase, Weights, parse_spec
+from controller.model import Phase, SetHeaderRoute, Weights, parse_spec
 from controller.resources import (
     CANARIES,
     DEPLOYMENTS,
     HTTPROUTES,
     VIRTUALSERVICES,
     KubeObjects,
+    Object,
     traffic_splits,
 )
 from controller.routers import RouterContext, RouterError
@@ -98,7 +99,7 @@ def test_gateway_api_httproute(rig: Rig) -> None:
     assert rig.status().weight_confirmed_at is not None
     assert rig.replicas("podinfo-baseline") == 3
     abort(rig)
-    route = rig.kube.get(HTTPROUTES, namespace=NAMESPACE, name="podinfo")
+    route = cast(Object, rig.kube.get(HTTPROUTES, namespace=NAMESPACE, name="podinfo"))
     assert len(route["spec"]["rules"]) == 1
     assert [b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]] == [100, 0, 0]
     assert rig.replicas("podinfo-baseline") == 0 and rig.replicas("podinfo") == 0
@@ -149,7 +150,7 @@ def test_istio_virtualservice(rig: Rig) -> None:
     ]
     assert sum(r["weight"] for r in weighted["route"]) == 100
     abort(rig)
-    found = rig.kube.get(VIRTUALSERVICES, namespace=NAMESPACE, name="podinfo")
+    found = cast(Object, rig.kube.get(VIRTUALSERVICES, namespace=NAMESPACE, name="podinfo"))
     assert [r["name"] for r in found["spec"]["http"]] == ["weighted"]
     assert [r["weight"] for r in found["spec"]["http"][0]["route"]] == [100, 0]
 
@@ -168,8 +169,11 @@ def test_smi_trafficsplit(rig: Rig, cluster: EmulatedCluster) -> None:
         ],
     }
     abort(rig)
-    split = rig.kube.get(
-        traffic_splits("split.smi-spec.io/v1alpha2"), namespace=NAMESPACE, name="podinfo"
+    split = cast(
+        Object,
+        rig.kube.get(
+            traffic_splits("split.smi-spec.io/v1alpha2"), namespace=NAMESPACE, name="podinfo"
+        ),
     )
     assert [b["weight"] for b in split["spec"]["backends"]] == [100, 0]
 
@@ -177,7 +181,7 @@ def test_smi_trafficsplit(rig: Rig, cluster: EmulatedCluster) -> None:
 def test_replica_ratio(rig: Rig) -> None:
     paused_at_30(rig, header=False, router={"type": "replicas", "replicas": {"totalReplicas": 10}})
     assert (rig.replicas("podinfo-stable"), rig.replicas("podinfo")) == (7, 3)
-    stable = rig.deployment("podinfo-stable")
+    stable = cast(Object, rig.deployment("podinfo-stable"))
     assert stable["metadata"]["annotations"]["gatekeeper.dev/weights"] == "canary=30,baseline=0"
     assert rig.status().weight_confirmed_at is not None
     abort(rig)
@@ -223,11 +227,13 @@ def test_header_routes_are_a_spec_error_where_unsupported(kube: Kube, kind: str)
     router.set_header_route(())  # removing one is fine
     with pytest.raises(RouterError, match=f"router '{kind}' cannot route by header"):
         router.set_header_route(
-            parse_spec(
-                {"targetRef": {"name": "x"}, "router": {"type": "memory"}, "steps": [QA]}, name="x"
-            )
-            .steps[0]
-            .match
+            cast(
+                SetHeaderRoute,
+                parse_spec(
+                    {"targetRef": {"name": "x"}, "router": {"type": "memory"}, "steps": [QA]},
+                    name="x",
+                ).steps[0],
+            ).match
         )
 
 
@@ -275,7 +281,7 @@ def test_every_request_of_the_controller_is_granted_by_its_role(
     for request in list(cluster.handler)[before:]:
         if request.resource is None or request.headers.get("User-Agent", "").startswith("kmock"):
             continue
-        plural = request.resource.plural + (
+        plural = cast(str, request.resource.plural) + (
             f"/{request.subresource}" if request.subresource else ""
         )
         verb = (
