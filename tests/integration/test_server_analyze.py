@@ -159,10 +159,14 @@ def test_a_server_without_a_source_refuses_analyze(
 def test_undecodable_analyze_bytes_are_invalid_argument(start_server: StartServer) -> None:
     server = start_server()
     with grpc.insecure_channel(server.target) as channel:
-        call = channel.unary_unary("/gatekeeper.api.v1.Gatekeeper/Analyze")
+        call = channel.unary_unary(
+            "/gatekeeper.api.v1.Gatekeeper/Analyze",
+            request_serializer=None,
+            response_deserializer=None,
+        )
         with pytest.raises(grpc.RpcError) as caught:
             call(b"\xff\xff\xff", timeout=10)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 @pytest.mark.parametrize(("service", "code"), [("healthy", 0), ("errors", 1), ("quiet", 2)])
@@ -238,7 +242,13 @@ def test_cli_analyze_usage_errors(prometheus: PrometheusServer) -> None:
         ).returncode
         == 4
     )
-    sides = ("analyze", "--prometheus", prometheus.url, "--spec", "/nonexistent.yaml")
+    sides: tuple[str, ...] = (
+        "analyze",
+        "--prometheus",
+        prometheus.url,
+        "--spec",
+        "/nonexistent.yaml",
+    )
     sides += ("--baseline", 'a="b"', "--canary", 'a="c"')
     done = gatekeeper(*sides, "--since", "5m")
     assert done.returncode == 4 and "--spec" in done.stderr

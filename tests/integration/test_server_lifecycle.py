@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -20,7 +21,7 @@ EXAMPLES = ROOT / "examples"
 HEALTH_LATENCY_LIMIT = 0.100  # the acceptance point: seconds
 
 
-def started(method: str) -> object:
+def started(method: str) -> Callable[[str], bool]:
     return lambda line: f'"call {method} started"' in line
 
 
@@ -41,7 +42,7 @@ def test_sigterm_finishes_calls_in_flight_and_refuses_new_ones(
         server.wait_for_log(lambda line: "shutting down" in line)
         with pytest.raises(grpc.RpcError) as refused:
             judge(judge_request(), timeout=10)
-        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
         verdicts = [f.result() for f in in_flight]
     assert [v.SerializeToString(deterministic=True) for v in verdicts] == [
         local_verdict(r) for r in requests
