@@ -46,7 +46,8 @@ def execute(book: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def results(name: str) -> tuple[dict[str, Any], float]:
     """Run a notebook; the JSON its ``results`` cell printed, and the seconds it took."""
-    book = nbformat.read(NOTEBOOKS / name, as_version=4)
+    # nbformat's reader and v4 constructors are unannotated; they build a NotebookNode.
+    book: nbformat.NotebookNode = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
     began = time.monotonic()
     execute(book)
     took = time.monotonic() - began
@@ -59,7 +60,9 @@ def results(name: str) -> tuple[dict[str, Any], float]:
 
 
 def test_the_kernel_is_the_venv_python() -> None:
-    book = new_notebook(cells=[new_code_cell("import sys; print(sys.prefix)")])
+    book: nbformat.NotebookNode = new_notebook(  # type: ignore[no-untyped-call]
+        cells=[new_code_cell("import sys; print(sys.prefix)")]  # type: ignore[no-untyped-call]
+    )
     execute(book)
     assert book.cells[0].outputs[0]["text"].strip() == sys.prefix
 
