@@ -19,7 +19,7 @@ lint: venv
 	$(BIN)/ruff format --check gatekeeper controller tests benchmarks tools
 
 typecheck: venv
-	$(BIN)/mypy gatekeeper controller benchmarks
+	$(BIN)/mypy gatekeeper controller benchmarks tests
 
 layers: venv
 	$(BIN)/lint-imports
