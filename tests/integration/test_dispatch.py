@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
+from gatekeeper.errors import InvalidArgument
 from gatekeeper.server.dispatch import Judging
 from tests.integration.grpc_server import judge_request
 
@@ -98,3 +99,26 @@ def test_large_calls_queue_for_a_full_pool() -> None:
 
     asyncio.run(run())
     assert where == ["pool"] * 4
+
+
+def test_bytes_that_do_not_decode_are_bad_input_in_the_pool_too() -> None:
+    # Under load a request goes to the pool undecoded; its worker finds it undecodable.
+    where: list[str] = []
+
+    async def run() -> list[BaseException | None]:
+        judging = Judging(workers=1, on_dispatched=where.append, quiet_seconds=10.0)
+        await judging.start()
+        try:
+            first = judging.judge(judge_request().SerializeToString(), time_remaining=30.0)
+            garbage = judging.judge(b"\xff\xff\xff", time_remaining=30.0)
+            found = await asyncio.gather(first, garbage, return_exceptions=True)
+            return [f if isinstance(f, BaseException) else None for f in found]
+        finally:
+            await judging.close()
+
+    first, garbage = asyncio.run(run())
+    assert where == ["inline", "pool"]
+    assert first is None
+    assert isinstance(garbage, InvalidArgument)
+    assert [v.field for v in garbage.violations] == ["request"]
+    assert "not a gatekeeper.api.v1.JudgeRequest" in garbage.violations[0].description
