@@ -103,8 +103,8 @@ class Judging:
         """Judge one request where its size says.
 
         The request is decoded here only when it may be judged inline (the server quiet,
-        or the pool full); a pooled one is decoded in its worker, and bytes that do not decode are
-        INVALID_ARGUMENT either way.
+        or the pool full); a pooled one is decoded in its worker. Bytes that do not decode
+        are INVALID_ARGUMENT either way.
 
         Parameters
         ----------

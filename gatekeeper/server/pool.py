@@ -98,7 +98,8 @@ class _Worker(asyncio.Protocol):
             end = start + HEADER.size + size
             if len(buffer) < end:
                 break
-            self._deliver(pickle.loads(memoryview(buffer)[start + HEADER.size : end]))
+            # A copy, not a memoryview: the buffer is resized below, which a view forbids.
+            self._deliver(pickle.loads(buffer[start + HEADER.size : end]))
             start = end
         del buffer[:start]
 
