@@ -215,18 +215,16 @@ class WorkerPool:
         return one
 
     def _on_lost(self, one: _Worker) -> None:
-        """``one``'s socket closed: fail its judgements and replace it (in a task)."""
-        if one not in self._all:  # never started, or already handled
+        """``one``'s socket closed: forget it, fail its judgements and replace it."""
+        if one not in self._all:  # it never finished starting (see _start_one)
             return
+        self._all.remove(one)
+        self._idle = deque(slot for slot in self._idle if slot is not one)
         task = asyncio.get_running_loop().create_task(self._lost(one))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _lost(self, one: _Worker) -> None:
-        if one in self._all:
-            self._all.remove(one)
-        self._idle = deque(slot for slot in self._idle if slot is not one)
-        one.close()
         for pending in one.answers:
             if not pending.done():
                 pending.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
