@@ -327,6 +327,9 @@ class MetricConfig(_message.Message):
     OUTLIER_STRATEGY_FIELD_NUMBER: _builtins.int
     OUTLIER_FACTOR_FIELD_NUMBER: _builtins.int
     KAYENTA_FIELD_NUMBER: _builtins.int
+    PASS_TOLERANCE_FIELD_NUMBER: _builtins.int
+    PASS_ABSOLUTE_TOLERANCE_FIELD_NUMBER: _builtins.int
+    OBJECTIVE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     kind: Global___MetricKind.ValueType
     """RATIO: bad/total counts per interval; VALUES: samples;
@@ -354,6 +357,17 @@ class MetricConfig(_message.Message):
     """VALUES: outlier removal before the test; default none."""
     outlier_factor: _builtins.float
     """IQR: fence factor (default 3.0); KSIGMA: k (default 3.0)."""
+    pass_tolerance: _builtins.float
+    """The PASS boundary, relative: a promotion must rule out a worsening of this
+    much (defaults per kind: RATIO 1.0, HISTOGRAM 0.5, VALUES 0.5; never
+    narrower than the FAIL boundary).
+    """
+    pass_absolute_tolerance: _builtins.float
+    """The PASS boundary, absolute, in the metric's unit (RATIO default: a quarter
+    of the error budget when `objective` is set, else 0.0005).
+    """
+    objective: _builtins.float
+    """RATIO: the service's SLO as a good fraction, e.g. 0.999."""
     @_builtins.property
     def kayenta(self) -> Global___KayentaMetricOptions:
         """Per-metric parameters of JUDGE_MODE_KAYENTA; ignored in the default mode."""
@@ -376,17 +390,26 @@ class MetricConfig(_message.Message):
         outlier_strategy: Global___OutlierStrategy.ValueType = ...,
         outlier_factor: _builtins.float | None = ...,
         kayenta: Global___KayentaMetricOptions | None = ...,
+        pass_tolerance: _builtins.float | None = ...,
+        pass_absolute_tolerance: _builtins.float | None = ...,
+        objective: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_absolute_tolerance", b"_absolute_tolerance", "_nan_replacement", b"_nan_replacement", "_outlier_factor", b"_outlier_factor", "_quantile", b"_quantile", "_tolerance", b"_tolerance", "_weight", b"_weight", "absolute_tolerance", b"absolute_tolerance", "kayenta", b"kayenta", "nan_replacement", b"nan_replacement", "outlier_factor", b"outlier_factor", "quantile", b"quantile", "tolerance", b"tolerance", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_absolute_tolerance", b"_absolute_tolerance", "_nan_replacement", b"_nan_replacement", "_objective", b"_objective", "_outlier_factor", b"_outlier_factor", "_pass_absolute_tolerance", b"_pass_absolute_tolerance", "_pass_tolerance", b"_pass_tolerance", "_quantile", b"_quantile", "_tolerance", b"_tolerance", "_weight", b"_weight", "absolute_tolerance", b"absolute_tolerance", "kayenta", b"kayenta", "nan_replacement", b"nan_replacement", "objective", b"objective", "outlier_factor", b"outlier_factor", "pass_absolute_tolerance", b"pass_absolute_tolerance", "pass_tolerance", b"pass_tolerance", "quantile", b"quantile", "tolerance", b"tolerance", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_absolute_tolerance", b"_absolute_tolerance", "_nan_replacement", b"_nan_replacement", "_outlier_factor", b"_outlier_factor", "_quantile", b"_quantile", "_tolerance", b"_tolerance", "_weight", b"_weight", "absolute_tolerance", b"absolute_tolerance", "critical", b"critical", "direction", b"direction", "dry_run", b"dry_run", "group", b"group", "kayenta", b"kayenta", "kind", b"kind", "name", b"name", "nan_replacement", b"nan_replacement", "nan_strategy", b"nan_strategy", "outlier_factor", b"outlier_factor", "outlier_strategy", b"outlier_strategy", "quantile", b"quantile", "tolerance", b"tolerance", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_absolute_tolerance", b"_absolute_tolerance", "_nan_replacement", b"_nan_replacement", "_objective", b"_objective", "_outlier_factor", b"_outlier_factor", "_pass_absolute_tolerance", b"_pass_absolute_tolerance", "_pass_tolerance", b"_pass_tolerance", "_quantile", b"_quantile", "_tolerance", b"_tolerance", "_weight", b"_weight", "absolute_tolerance", b"absolute_tolerance", "critical", b"critical", "direction", b"direction", "dry_run", b"dry_run", "group", b"group", "kayenta", b"kayenta", "kind", b"kind", "name", b"name", "nan_replacement", b"nan_replacement", "nan_strategy", b"nan_strategy", "objective", b"objective", "outlier_factor", b"outlier_factor", "outlier_strategy", b"outlier_strategy", "pass_absolute_tolerance", b"pass_absolute_tolerance", "pass_tolerance", b"pass_tolerance", "quantile", b"quantile", "tolerance", b"tolerance", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__absolute_tolerance: _TypeAlias = _typing.Literal["absolute_tolerance"]  # noqa: Y015
     _WhichOneofArgType__absolute_tolerance: _TypeAlias = _typing.Literal["_absolute_tolerance", b"_absolute_tolerance"]  # noqa: Y015
     _WhichOneofReturnType__nan_replacement: _TypeAlias = _typing.Literal["nan_replacement"]  # noqa: Y015
     _WhichOneofArgType__nan_replacement: _TypeAlias = _typing.Literal["_nan_replacement", b"_nan_replacement"]  # noqa: Y015
+    _WhichOneofReturnType__objective: _TypeAlias = _typing.Literal["objective"]  # noqa: Y015
+    _WhichOneofArgType__objective: _TypeAlias = _typing.Literal["_objective", b"_objective"]  # noqa: Y015
     _WhichOneofReturnType__outlier_factor: _TypeAlias = _typing.Literal["outlier_factor"]  # noqa: Y015
     _WhichOneofArgType__outlier_factor: _TypeAlias = _typing.Literal["_outlier_factor", b"_outlier_factor"]  # noqa: Y015
+    _WhichOneofReturnType__pass_absolute_tolerance: _TypeAlias = _typing.Literal["pass_absolute_tolerance"]  # noqa: Y015
+    _WhichOneofArgType__pass_absolute_tolerance: _TypeAlias = _typing.Literal["_pass_absolute_tolerance", b"_pass_absolute_tolerance"]  # noqa: Y015
+    _WhichOneofReturnType__pass_tolerance: _TypeAlias = _typing.Literal["pass_tolerance"]  # noqa: Y015
+    _WhichOneofArgType__pass_tolerance: _TypeAlias = _typing.Literal["_pass_tolerance", b"_pass_tolerance"]  # noqa: Y015
     _WhichOneofReturnType__quantile: _TypeAlias = _typing.Literal["quantile"]  # noqa: Y015
     _WhichOneofArgType__quantile: _TypeAlias = _typing.Literal["_quantile", b"_quantile"]  # noqa: Y015
     _WhichOneofReturnType__tolerance: _TypeAlias = _typing.Literal["tolerance"]  # noqa: Y015
@@ -398,7 +421,13 @@ class MetricConfig(_message.Message):
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__nan_replacement) -> _WhichOneofReturnType__nan_replacement | None: ...
     @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__objective) -> _WhichOneofReturnType__objective | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__outlier_factor) -> _WhichOneofReturnType__outlier_factor | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pass_absolute_tolerance) -> _WhichOneofReturnType__pass_absolute_tolerance | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__pass_tolerance) -> _WhichOneofReturnType__pass_tolerance | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__quantile) -> _WhichOneofReturnType__quantile | None: ...
     @_typing.overload
@@ -415,6 +444,7 @@ class Series(_message.Message):
     VALUES_FIELD_NUMBER: _builtins.int
     COUNTS_FIELD_NUMBER: _builtins.int
     HISTOGRAMS_FIELD_NUMBER: _builtins.int
+    PODS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """VALUES (NaN handled by the NaN policy, default remove)."""
@@ -427,20 +457,60 @@ class Series(_message.Message):
     def histograms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Histogram]:
         """HISTOGRAM, one per interval."""
 
+    @_builtins.property
+    def pods(self) -> _containers.RepeatedCompositeFieldContainer[Global___PodSeries]:
+        """Optional per-pod breakdown; when present the aggregate fields above are
+        empty and are derived from it.
+        """
+
     def __init__(
         self,
         *,
         values: _abc.Iterable[_builtins.float] | None = ...,
         counts: _abc.Iterable[Global___Counts] | None = ...,
         histograms: _abc.Iterable[Global___Histogram] | None = ...,
+        pods: _abc.Iterable[Global___PodSeries] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "histograms", b"histograms", "values", b"values"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "histograms", b"histograms", "pods", b"pods", "values", b"values"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Series: _TypeAlias = Series  # noqa: Y015
+
+@_typing.final
+class PodSeries(_message.Message):
+    """One pod's share of a Series."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POD_FIELD_NUMBER: _builtins.int
+    COUNTS_FIELD_NUMBER: _builtins.int
+    VALUES_FIELD_NUMBER: _builtins.int
+    HISTOGRAMS_FIELD_NUMBER: _builtins.int
+    pod: _builtins.str
+    @_builtins.property
+    def counts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Counts]: ...
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def histograms(self) -> _containers.RepeatedCompositeFieldContainer[Global___Histogram]: ...
+    def __init__(
+        self,
+        *,
+        pod: _builtins.str = ...,
+        counts: _abc.Iterable[Global___Counts] | None = ...,
+        values: _abc.Iterable[_builtins.float] | None = ...,
+        histograms: _abc.Iterable[Global___Histogram] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts", b"counts", "histograms", b"histograms", "pod", b"pod", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PodSeries: _TypeAlias = PodSeries  # noqa: Y015
 
 @_typing.final
 class Counts(_message.Message):
@@ -784,6 +854,7 @@ class AnalyzeRequest(_message.Message):
     INTERVAL_FIELD_NUMBER: _builtins.int
     LOOK_FIELD_NUMBER: _builtins.int
     PREFLIGHT_FIELD_NUMBER: _builtins.int
+    LOOKBACK_FIELD_NUMBER: _builtins.int
     spec: _builtins.str
     """Analysis spec text (YAML or JSON), or empty with spec_name."""
     spec_name: _builtins.str
@@ -800,6 +871,12 @@ class AnalyzeRequest(_message.Message):
     def interval(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def look(self) -> Global___Look: ...
+    @_builtins.property
+    def lookback(self) -> _duration_pb2.Duration:
+        """Without `start`, the analysis starts at the canary's first sample within
+        `lookback` (default 1h) before `end`.
+        """
+
     def __init__(
         self,
         *,
@@ -812,10 +889,11 @@ class AnalyzeRequest(_message.Message):
         interval: _duration_pb2.Duration | None = ...,
         look: Global___Look | None = ...,
         preflight: _builtins.bool = ...,
+        lookback: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "interval", b"interval", "look", b"look", "start", b"start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "interval", b"interval", "look", b"look", "lookback", b"lookback", "start", b"start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_selector", b"baseline_selector", "canary_selector", b"canary_selector", "end", b"end", "interval", b"interval", "look", b"look", "preflight", b"preflight", "spec", b"spec", "spec_name", b"spec_name", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_selector", b"baseline_selector", "canary_selector", b"canary_selector", "end", b"end", "interval", b"interval", "look", b"look", "lookback", b"lookback", "preflight", b"preflight", "spec", b"spec", "spec_name", b"spec_name", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
