@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -227,10 +227,18 @@ def analyze(
     sides: Sides,
     window: Window,
     look: LookPosition | None = None,
+    seen: Callable[[Sequence[MetricData], Verdict], None] | None = None,
 ) -> Verdict:
-    """Fetch both sides of every metric over ``window`` from ``data`` and judge them."""
+    """Fetch both sides of every metric over ``window`` from ``data`` and judge them.
+
+    ``seen``, if given, is shown the fetched data and the verdict (the verdict pages keep
+    them).
+    """
     metrics = data.fetch(spec, sides=sides, window=window)
-    return judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
+    verdict = judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
+    if seen is not None:
+        seen(metrics, verdict)
+    return verdict
 
 
 # --- preflight -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import FailedPrecondition, FieldViolation, InvalidArgument, collect
 from gatekeeper.sources.base import MetricSource, Window
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec
-from gatekeeper.stats.model import LookPosition
+from gatekeeper.stats.model import LookPosition, MetricData
 from gatekeeper.stats.results import Verdict
 
 DEFAULT_MAX_POINTS = 2000
@@ -41,6 +42,17 @@ def load_spec_dir(folder: Path) -> dict[str, AnalysisSpec]:
     return specs
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Analyzed:
+    """One Analyze verdict with the data it was judged on (for the verdict pages)."""
+
+    request: pb.AnalyzeRequest
+    metrics: tuple[MetricData, ...]
+    verdict: Verdict
+    window: Window
+    look: LookPosition | None
+
+
 @dataclass(frozen=True, slots=True)
 class AnalysisService:
     """What Analyze needs: a data source, the named specs and the limits."""
@@ -51,6 +63,7 @@ class AnalysisService:
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+    on_analyzed: Callable[[Analyzed], None] | None = None
 
     def resolve(self, request: pb.AnalyzeRequest) -> AnalysisSpec:
         """The request's spec: inline (checked against the custom-query rule) or named."""
@@ -147,7 +160,27 @@ class AnalysisService:
             if request.look.index < 1:
                 raise InvalidArgument.single("look.index", "must be >= 1 (1-based)")
             look = LookPosition(index=request.look.index, planned=max(0, request.look.planned))
-        return engine.analyze(spec, data=self.data, sides=sides, window=window, look=look)
+        return engine.analyze(
+            spec,
+            data=self.data,
+            sides=sides,
+            window=window,
+            look=look,
+            seen=self._seen(request, window, look),
+        )
+
+    def _seen(
+        self, request: pb.AnalyzeRequest, window: Window, look: LookPosition | None
+    ) -> Callable[[Sequence[MetricData], Verdict], None] | None:
+        """What tells :attr:`on_analyzed` of the verdict, if anything listens."""
+        hook = self.on_analyzed
+        if hook is None:
+            return None
+
+        def seen(metrics: Sequence[MetricData], verdict: Verdict) -> None:
+            hook(Analyzed(request, tuple(metrics), verdict, window, look))
+
+        return seen
 
     async def analyze(self, data: bytes) -> bytes:
         """Decode, run in a thread (fetching blocks), encode."""

@@ -39,7 +39,10 @@ from gatekeeper.server.drain import Drain
 from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
 from gatekeeper.server.observe import ObservingInterceptor
 from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
+from gatekeeper.server.verdicts import Recorder
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
+from gatekeeper.ui.store import DEFAULT_MAX_BYTES as DEFAULT_UI_MAX_BYTES
+from gatekeeper.ui.store import VerdictStore
 
 log = logging.getLogger("gatekeeper.server")
 T = TypeVar("T")
@@ -76,9 +79,21 @@ class ServerConfig:
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+    #: Verdicts kept for the pages (``/ui/``); 0 keeps none.
+    ui_verdicts: int = 0
+    ui_max_bytes: int = DEFAULT_UI_MAX_BYTES
 
 
-def analysis_service(config: ServerConfig, data: DataSource | None) -> AnalysisService:
+def verdict_store(config: ServerConfig) -> VerdictStore | None:
+    """The pages' store of recent verdicts, when the configuration keeps any."""
+    if config.ui_verdicts <= 0:
+        return None
+    return VerdictStore(config.ui_verdicts, max_bytes=config.ui_max_bytes)
+
+
+def analysis_service(
+    config: ServerConfig, data: DataSource | None, recorder: Recorder | None = None
+) -> AnalysisService:
     """Analyze's source, named specs and limits; ``data`` overrides ``--prometheus``."""
     specs = {} if config.spec_dir is None else load_spec_dir(config.spec_dir)
     promql = None
@@ -93,6 +108,7 @@ def analysis_service(config: ServerConfig, data: DataSource | None) -> AnalysisS
         allow_custom_queries=config.allow_custom_queries,
         max_points=config.max_points,
         max_window_seconds=config.max_window_seconds,
+        on_analyzed=None if recorder is None else recorder.analyzed,
     )
 
 
@@ -132,7 +148,9 @@ class RunningServer:
         health: HealthServicer,
         drain: Drain,
         endpoint: MetricsEndpoint | None,
+        store: VerdictStore | None = None,
     ) -> None:
+        self.store = store
         self.config = config
         self.drain = drain
         self.server = server
@@ -185,7 +203,9 @@ async def start(
         The server, serving.
     """
     creds = credentials(config)
-    analysis = analysis_service(config, data)
+    store = verdict_store(config)
+    recorder = None if store is None else Recorder(store)
+    analysis = analysis_service(config, data, recorder)
     token = None if config.auth_token_file is None else read_token(config.auth_token_file)
     metrics = ServiceMetrics()
     observing = ObservingInterceptor(metrics)
@@ -197,6 +217,8 @@ async def start(
             on_abandoned=metrics.abandon,
             on_dispatched=metrics.dispatched,
         )
+    if recorder is not None and judging.on_judged is None:
+        judging.on_judged = recorder.judged
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]
     if token is not None:
@@ -239,6 +261,7 @@ async def start(
         health=health,
         drain=drain,
         endpoint=endpoint,
+        store=store,
     )
 
 

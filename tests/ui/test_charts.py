@@ -1,0 +1,127 @@
+"""The SVG's geometry follows the data (gatekeeper.ui.charts), and boundaries follow settings."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from gatekeeper.stats.model import MetricData, MetricSettings, RatioSeries
+from gatekeeper.stats.results import Direction, MetricKind
+from gatekeeper.ui import charts, views
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _side_points(svg: str, side: str) -> list[tuple[float, float]]:
+    root = ET.fromstring(svg)
+    found: list[tuple[float, float]] = []
+    for group in root.iter(f"{SVG}g"):
+        if group.get("data-side") != side:
+            continue
+        for line in group.iter(f"{SVG}polyline"):
+            found += [tuple(map(float, p.split(","))) for p in line.get("points", "").split()]  # type: ignore[misc]
+        found += [
+            (float(c.get("cx", 0)), float(c.get("cy", 0))) for c in group.iter(f"{SVG}circle")
+        ]
+    return found
+
+
+def _ratio(bad: list[float], total: list[float]) -> RatioSeries:
+    return RatioSeries(bad=np.array(bad, dtype=float), total=np.array(total, dtype=float))
+
+
+@pytest.mark.parametrize("peak", [0, 3, 7])
+def test_the_highest_canary_error_rate_is_drawn_highest(peak: int) -> None:
+    rng = np.random.default_rng(peak)
+    total = [1000.0] * 8
+    canary_bad = list(rng.integers(1, 20, size=8).astype(float))
+    canary_bad[peak] = 90.0
+    data = MetricData(
+        MetricSettings(name="errors", kind=MetricKind.RATIO),
+        baseline=_ratio([2.0] * 8, total),
+        canary=_ratio(canary_bad, total),
+    )
+    svg = charts.svg(views.data_chart(data, interval_seconds=60))
+    points = _side_points(svg, "canary")
+    assert len(points) == 8
+    xs = [x for x, _ in points]
+    assert xs == sorted(xs)  # later intervals further right
+    ys = [y for _, y in points]
+    assert ys.index(min(ys)) == peak  # SVG y grows downwards: highest is smallest y
+    # Every canary point is drawn above the flat baseline except where its rate is lower.
+    baseline_y = _side_points(svg, "baseline")[0][1]
+    for (_, y), bad in zip(points, canary_bad, strict=True):
+        assert (y < baseline_y) == (bad > 2.0)
+
+
+def test_order_of_heights_follows_the_order_of_values() -> None:
+    values = (0.5, 3.0, 1.0, 2.0, 0.0)
+    chart = charts.Chart("c", "x", series=(charts.Series("canary", "canary", values),))
+    ys = [y for _, y in _side_points(charts.svg(chart), "canary")]
+    assert sorted(range(5), key=lambda i: ys[i]) == sorted(range(5), key=lambda i: -values[i])
+
+
+def test_an_interval_without_data_is_a_gap_not_a_zero() -> None:
+    chart = charts.Chart(
+        "c", "x", series=(charts.Series("canary", "canary", (1.0, 2.0, math.nan, 3.0, 4.0)),)
+    )
+    runs = charts.points(chart.series[0], charts.frame(chart))
+    assert [len(run) for run in runs] == [2, 2]
+    root = ET.fromstring(charts.svg(chart))
+    assert len(list(root.iter(f"{SVG}polyline"))) == 2
+
+
+def test_boundaries_sit_where_the_settings_put_them_in_the_harmful_direction() -> None:
+    up = MetricSettings(name="e", kind=MetricKind.RATIO, tolerance=0.2, absolute_tolerance=0.001)
+    (fail,) = charts.merged(views.boundaries(up, 0.01))
+    assert fail.kind == "fail" and fail.value == pytest.approx(0.01 * 1.2 + 0.001)
+    assert "PASS" in fail.label  # one acceptable region: the PASS boundary is the FAIL one
+    down = MetricSettings(name="t", kind=MetricKind.VALUES, direction=Direction.DECREASE)
+    levels = views.boundaries(down, 100.0)
+    assert [lv.value for lv in levels] == pytest.approx([80.0, 80.0])
+    either = MetricSettings(name="q", kind=MetricKind.HISTOGRAM, direction=Direction.EITHER)
+    assert sorted(lv.value for lv in views.boundaries(either, 1.2)) == pytest.approx(
+        [1.0, 1.0, 1.44, 1.44]
+    )
+
+
+def test_a_boundary_above_the_data_is_inside_the_frame_and_above_every_point() -> None:
+    chart = charts.Chart(
+        "c",
+        "x",
+        series=(charts.Series("baseline", "baseline", (1.0, 1.1, 0.9)),),
+        levels=(charts.Level("FAIL above", 5.0, "fail"),),
+    )
+    root = ET.fromstring(charts.svg(chart))
+    (group,) = [g for g in root.iter(f"{SVG}g") if g.get("data-kind") == "fail"]
+    (line,) = list(group.iter(f"{SVG}line"))
+    level_y = float(line.get("y1", 0))
+    assert charts.TOP <= level_y < min(y for _, y in _side_points(charts.svg(chart), "baseline"))
+
+
+def test_effect_bands_follow_the_looks_and_infinite_bounds_reach_the_edge() -> None:
+    chart = charts.Chart(
+        "effect",
+        "look",
+        bands=(charts.Band(1, 0.2, 1.0, math.inf), charts.Band(2, 1.5, 2.0, 2.6)),
+        mark=2.0,
+        x_start=0.5,
+    )
+    root = ET.fromstring(charts.svg(chart))
+    bands = [g for g in root.iter(f"{SVG}g") if g.get("class") == "band"]
+    first, second = (next(iter(g.iter(f"{SVG}circle"))) for g in bands)
+    assert float(first.get("cx", 0)) < float(second.get("cx", 0))
+    assert float(second.get("cy", 0)) < float(first.get("cy", 0))  # estimate 2 above 1
+    top = float(next(iter(bands[0].iter(f"{SVG}line"))).get("y1", 0))
+    assert top == pytest.approx(charts.TOP)  # +inf drawn to the top edge
+    assert [g for g in root.iter(f"{SVG}g") if g.get("class") == "mark"]
+
+
+def test_text_is_escaped() -> None:
+    chart = charts.Chart("<b>&", "x", series=(charts.Series("a<script>", "canary", (1.0,)),))
+    svg = charts.svg(chart)
+    assert "<script>" not in svg and "<b>" not in svg
+    ET.fromstring(svg)
