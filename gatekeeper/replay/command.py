@@ -2,7 +2,7 @@
 
 ::
 
-    gatekeeper replay FILE --spec SPEC [--interval 1m] [--output json|table]
+    gatekeeper replay FILE --spec SPEC [--interval 1m] [--output json|table] [--html PAGE]
     gatekeeper replay --prometheus URL --spec SPEC --baseline SEL --canary SEL --start T --end T
 
 ``T`` is RFC 3339 (``2024-05-01T12:00:00Z``) or epoch seconds. The exit code is the final
@@ -22,6 +22,7 @@ from typing import Any
 from gatekeeper import engine
 from gatekeeper.errors import InvalidArgument
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
+from gatekeeper.replay.html import write_page
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import parse_time, read_recorded
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec, parse_duration
@@ -65,6 +66,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
         "--every-look", action="store_true", help="replay the looks after the decision too"
     )
     parser.add_argument(
+        "--html",
+        metavar="FILE",
+        type=Path,
+        help="also write the deciding verdict's page, with the timeline of looks, to FILE",
+    )
+    parser.add_argument(
         "--bad-metric", metavar="NAME", help="RATIO metric whose canary bad events are counted"
     )
     parser.add_argument("--start", metavar="T", help="analysis start (RFC 3339 or epoch s)")
@@ -85,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
     prints with every offending field (exit 4).
     """
     replay = _replay(args)
+    if args.html is not None:
+        label = Path(args.file).name if args.file else f"{args.canary} vs {args.baseline}"
+        write_page(args.html, replay, label=label, prometheus=args.prometheus)
     if args.output == "json":
         print(json.dumps(replay.to_json(), indent=2, allow_nan=False))
     else:

@@ -35,7 +35,8 @@ class Page:
     """Everything one verdict's page shows.
 
     ``looks`` are (look index, verdict) of the analysis up to this one (one entry when the
-    verdict was not a look); ``decided`` marks the deciding look of a replay.
+    verdict was not a look); ``decided`` marks the deciding look of a replay, whose look k
+    covers the window's first k intervals.
     """
 
     ident: str
@@ -180,7 +181,8 @@ def _looks_table(name: str, looks: Sequence[tuple[int, pb.Verdict]]) -> list[str
 
 def _metric_section(data: MetricData, result: pb.MetricResult | None, page: Page) -> list[str]:
     name = data.settings.name
-    chart = views.data_chart(data, interval_seconds=page.interval_seconds)
+    decided = None if page.decided is None else page.decided - 1  # look k ends interval k-1
+    chart = views.data_chart(data, interval_seconds=page.interval_seconds, mark=decided)
     out = [f'<section class="metric" data-metric="{escape(name)}">']
     outcome = "n/a" if result is None else pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")
     critical = " (critical)" if result is not None and result.critical else ""

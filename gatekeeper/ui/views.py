@@ -136,8 +136,13 @@ def side_series(data: MetricData) -> tuple[Series, ...]:
     return tuple(found)
 
 
-def data_chart(data: MetricData, *, interval_seconds: float | None) -> Chart:
-    """The chart of both sides over the window, with the FAIL and PASS boundaries."""
+def data_chart(
+    data: MetricData, *, interval_seconds: float | None, mark: int | None = None
+) -> Chart:
+    """The chart of both sides over the window, with the FAIL and PASS boundaries.
+
+    ``mark`` is the 0-based interval to mark (where a replay decided); not on VALUES.
+    """
     kind = data.settings.kind
     what = {
         MetricKind.RATIO: "error rate per interval",
@@ -155,6 +160,7 @@ def data_chart(data: MetricData, *, interval_seconds: float | None) -> Chart:
         x_label=x_label,
         series=side_series(data),
         levels=boundaries(data.settings, level_of(data)),
+        mark=None if mark is None or kind is MetricKind.VALUES else float(mark),
     )
 
 
