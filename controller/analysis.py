@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 from typing import Protocol
+from urllib.parse import quote
 
 from google.protobuf import duration_pb2, timestamp_pb2
 
@@ -77,7 +78,27 @@ def analyze_request(
 
 def request_id(action: RequestVerdict, *, namespace: str, names: Names, revision: str) -> str:
     """``namespace/name/revision/step-I/look-K``: one id per look, in both logs."""
-    return f"{namespace}/{names.canary}/{revision}/step-{action.step_index}/look-{action.look}"
+    return look_id(
+        namespace=namespace,
+        canary=names.canary,
+        revision=revision,
+        step_index=action.step_index,
+        look=action.look,
+    )
+
+
+def look_id(*, namespace: str, canary: str, revision: str, step_index: int, look: int) -> str:
+    """The request id of one look (see :func:`request_id`)."""
+    return f"{namespace}/{canary}/{revision}/step-{step_index}/look-{look}"
+
+
+def verdict_page(ui_url: str, ident: str) -> str:
+    """The gatekeeper's page of the verdict given under request id ``ident``.
+
+    The gatekeeper serves it at ``<ui_url>/verdicts/<request id>`` (``ui_url`` such as
+    ``https://gatekeeper.example/ui``) while it still keeps the verdict.
+    """
+    return f"{ui_url.rstrip('/')}/verdicts/{quote(ident, safe='/:=+-._')}"
 
 
 def feedback(verdict: pb.Verdict, action: RequestVerdict) -> VerdictFeedback:

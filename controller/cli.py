@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import threading
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,16 @@ log = logging.getLogger("controller.cli")
 def _kube(args: argparse.Namespace) -> Kube:
     api = load_api_client(kubeconfig=args.kubeconfig, context=args.context, host=args.api_server)
     return Kube(api)
+
+
+def _ui_url(value: str) -> str:
+    """``--gatekeeper-ui-url``: an http(s) URL, or empty for none."""
+    if value and urllib.parse.urlsplit(value).scheme not in ("http", "https"):
+        raise argparse.ArgumentTypeError(
+            f"--gatekeeper-ui-url must be an http(s) URL such as https://gatekeeper.example/ui, "
+            f"got {value!r}"
+        )
+    return value
 
 
 def _optional_path(value: str | None) -> Path | None:
@@ -70,6 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             analyze_timeout=args.analyze_timeout,
             notifier=WebhookNotifier(args.notify_webhook) if args.notify_webhook else None,
             identity=identity,
+            ui_url=args.gatekeeper_ui_url or None,
         )
         elector = None
         if args.leader_elect:
@@ -210,6 +222,14 @@ def _add_run(commands: Any) -> None:
         metavar="URL",
         help="Slack-compatible webhook for promotions and rollbacks "
         "(default: $GATEKEEPER_NOTIFY_WEBHOOK)",
+    )
+    run.add_argument(
+        "--gatekeeper-ui-url",
+        type=_ui_url,
+        default=os.environ.get("GATEKEEPER_UI_URL", ""),
+        metavar="URL",
+        help="the gatekeeper's verdict pages, e.g. https://gatekeeper.example/ui: "
+        "notifications link to the deciding verdict (default: $GATEKEEPER_UI_URL)",
     )
     grpc = run.add_argument_group("gatekeeper connection")
     grpc.add_argument("--tls", action="store_true", help="use TLS with the system's CAs")

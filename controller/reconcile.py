@@ -135,6 +135,9 @@ class Reconciler:
         Where promotions, rollbacks and failed rollbacks are announced.
     identity : str
         This replica's name (the Events' ``reportingInstance``).
+    ui_url : str, optional
+        The gatekeeper's verdict pages (``https://host/ui``): promotion and rollback
+        notifications link to the deciding verdict's page.
     """
 
     def __init__(
@@ -147,7 +150,9 @@ class Reconciler:
         analyze_timeout: float = 30.0,
         notifier: Notifier | None = None,
         identity: str = "",
+        ui_url: str | None = None,
     ) -> None:
+        self.ui_url = ui_url
         self.kube = kube
         self.analyzer = analyzer
         self.clock = clock
@@ -617,7 +622,28 @@ class Reconciler:
             "stable": status.stable_hash or "-",
             "lastDecision": status.last_decision or "-",
         }
+        page = self._deciding_page(canary, status)
+        if page is not None:
+            fields["verdict"] = page
+            text = f"{text} (verdict: {page})"
         self.notifier.send(Notification(text=text, severity=severity, fields=fields))
+
+    def _deciding_page(self, canary: Object, status: Status) -> str | None:
+        """The page of the verdict that promoted (PASS) or rolled back (FAIL), if one did."""
+        wanted = {Phase.SUCCEEDED: "PASS", Phase.FAILED: "FAIL"}.get(status.phase)
+        if self.ui_url is None or wanted is None or not status.verdicts:
+            return None
+        last = status.verdicts[-1]
+        if last.decision != wanted:  # a manual promote or abort, or a rollback on ERROR
+            return None
+        ident = analyses.look_id(
+            namespace=canary["metadata"].get("namespace", "default"),
+            canary=canary["metadata"]["name"],
+            revision=status.canary_hash,
+            step_index=last.step_index,
+            look=last.look,
+        )
+        return analyses.verdict_page(self.ui_url, ident)
 
     def _write(
         self,

@@ -127,6 +127,9 @@ def _queries(data: MetricData, page: Page) -> list[str]:
     items = []
     for shown in data.queries:
         side, _, query = shown.partition(": ")
+        if not query:
+            items.append(f"<li>{escape(shown)}</li>")
+            continue
         text = f"{escape(side)}: <code>{escape(query)}</code>"
         if page.prometheus:
             link = escape(graph_link(page.prometheus, query, page))
