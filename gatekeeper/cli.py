@@ -13,7 +13,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import NoReturn
@@ -275,6 +275,9 @@ def _server_config(args: argparse.Namespace) -> app.ServerConfig:
         tls_client_ca=_optional_path(args.tls_client_ca),
         auth_token_file=_optional_path(args.auth_token_file),
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
+        ui_verdicts=args.ui_verdicts,
+        ui_max_bytes=args.ui_max_mb * 1024 * 1024,
         prometheus_url=args.prometheus,
         prometheus=_prometheus_options(args),
         spec_dir=_optional_path(args.spec_dir),
@@ -306,6 +309,21 @@ def _add_judge_client_flags(judge: argparse.ArgumentParser) -> None:
     remote.add_argument("--auth-token-file", metavar="FILE", help="bearer token (one line)")
 
 
+def _at_least(low: int, flag: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(
+                f"{flag} must be a whole number >= {low}, got {text!r}"
+            )
+        return value
+
+    return parse
+
+
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve = commands.add_parser("serve", help="serve the gRPC verdict service")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
@@ -324,6 +342,25 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--tls-client-ca", metavar="PEM", help="require client certs of this CA")
     serve.add_argument("--auth-token-file", metavar="FILE", help="require this bearer token")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        help="serve the HTTP adapters here (Argo Rollouts, Flagger, Kayenta; off by default)",
+    )
+    serve.add_argument(
+        "--ui-verdicts",
+        type=_at_least(0, "--ui-verdicts"),
+        default=app.DEFAULT_UI_VERDICTS,
+        metavar="N",
+        help="verdicts kept in memory for the pages at /ui/ on the HTTP port (0: no pages)",
+    )
+    serve.add_argument(
+        "--ui-max-mb",
+        type=_at_least(1, "--ui-max-mb"),
+        default=app.DEFAULT_UI_MAX_BYTES // (1024 * 1024),
+        metavar="MB",
+        help="memory those verdicts' data may take; the oldest are forgotten first",
+    )
     serve.add_argument("--log-format", choices=("json", "text"), default="text")
     serve.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     analysis = serve.add_argument_group("Analyze: metric source and specs")

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -21,12 +21,15 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
+from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from gatekeeper.engine import DataSource, PromQLData
 from gatekeeper.errors import FailedPrecondition
+from gatekeeper.server import flagger, kayenta_remote
+from gatekeeper.server import http as http_routes
 from gatekeeper.server.analysis import (
     DEFAULT_MAX_POINTS,
     DEFAULT_MAX_WINDOW_SECONDS,
@@ -36,12 +39,14 @@ from gatekeeper.server.analysis import (
 from gatekeeper.server.auth import BearerTokenAuth, read_token
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS, Judging
 from gatekeeper.server.drain import Drain
+from gatekeeper.server.http import Gateway, HttpEndpoint, RouteSet, application, ssl_context
 from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
 from gatekeeper.server.observe import ObservingInterceptor
 from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
-from gatekeeper.server.verdicts import Recorder
+from gatekeeper.server.verdict_pages import Recorder, route_set
+from gatekeeper.server.verdicts import VerdictObserver
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
-from gatekeeper.ui.store import DEFAULT_MAX_BYTES as DEFAULT_UI_MAX_BYTES
+from gatekeeper.ui import store as ui_store
 from gatekeeper.ui.store import VerdictStore
 
 log = logging.getLogger("gatekeeper.server")
@@ -51,6 +56,10 @@ DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_GRACE_SECONDS = 10.0
 HEALTH_SERVICE = "grpc.health.v1.Health"
+DEFAULT_UI_VERDICTS = ui_store.DEFAULT_LIMIT
+DEFAULT_UI_MAX_BYTES = ui_store.DEFAULT_MAX_BYTES
+#: The HTTP adapters' route sets (DESIGN.md, "Drop-in adapters").
+ADAPTERS: tuple[RouteSet, ...] = (http_routes.routes, flagger.routes, kayenta_remote.routes)
 
 
 def default_workers() -> int:
@@ -73,20 +82,21 @@ class ServerConfig:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     metrics_port: int | None = None
+    http_port: int | None = None
     prometheus_url: str | None = None
     prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
     spec_dir: Path | None = None
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
-    #: Verdicts kept for the pages (``/ui/``); 0 keeps none.
-    ui_verdicts: int = 0
+    #: Verdicts kept for the pages (``/ui/`` on the HTTP port); 0 keeps none and serves none.
+    ui_verdicts: int = DEFAULT_UI_VERDICTS
     ui_max_bytes: int = DEFAULT_UI_MAX_BYTES
 
 
 def verdict_store(config: ServerConfig) -> VerdictStore | None:
-    """The pages' store of recent verdicts, when the configuration keeps any."""
-    if config.ui_verdicts <= 0:
+    """The pages' store of recent verdicts, when there are pages (an HTTP port) to show them."""
+    if config.http_port is None or config.ui_verdicts <= 0:
         return None
     return VerdictStore(config.ui_verdicts, max_bytes=config.ui_max_bytes)
 
@@ -148,6 +158,7 @@ class RunningServer:
         health: HealthServicer,
         drain: Drain,
         endpoint: MetricsEndpoint | None,
+        http: HttpEndpoint | None = None,
         store: VerdictStore | None = None,
     ) -> None:
         self.store = store
@@ -159,6 +170,7 @@ class RunningServer:
         self.metrics = metrics
         self.health = health
         self.endpoint = endpoint
+        self.http = http
 
     @property
     def target(self) -> str:
@@ -170,12 +182,19 @@ class RunningServer:
         """The port of ``/metrics``, if served."""
         return None if self.endpoint is None else self.endpoint.port
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of the HTTP adapters, if served."""
+        return None if self.http is None else self.http.port
+
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let calls in flight finish within ``grace`` seconds, stop."""
         grace = self.config.grace_seconds if grace is None else grace
         deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
         await self.drain.drain(grace)
+        if self.http is not None:
+            await self.http.close()
         await self.server.stop(max(0.0, deadline - time.monotonic()))
         await self.judging.close()
         if self.endpoint is not None:
@@ -183,7 +202,12 @@ class RunningServer:
 
 
 async def start(
-    config: ServerConfig, *, judging: Judging | None = None, data: DataSource | None = None
+    config: ServerConfig,
+    *,
+    judging: Judging | None = None,
+    data: DataSource | None = None,
+    observer: VerdictObserver | None = None,
+    routes: Sequence[RouteSet] = (),
 ) -> RunningServer:
     """Build and start a server; the judge pool is warm when this returns.
 
@@ -204,7 +228,11 @@ async def start(
     """
     creds = credentials(config)
     store = verdict_store(config)
-    recorder = None if store is None else Recorder(store)
+    recorder = None
+    if store is not None:
+        recorder = Recorder(store, also=observer)
+        observer = recorder
+        routes = (*routes, route_set(store, prometheus=config.prometheus_url))
     analysis = analysis_service(config, data, recorder)
     token = None if config.auth_token_file is None else read_token(config.auth_token_file)
     metrics = ServiceMetrics()
@@ -217,8 +245,6 @@ async def start(
             on_abandoned=metrics.abandon,
             on_dispatched=metrics.dispatched,
         )
-    if recorder is not None and judging.on_judged is None:
-        judging.on_judged = recorder.judged
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]
     if token is not None:
@@ -230,9 +256,10 @@ async def start(
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers(
-        (GatekeeperServicer(judging=judging, metrics=metrics, analysis=analysis).handler(),)
+    servicer = GatekeeperServicer(
+        judging=judging, metrics=metrics, analysis=analysis, observer=observer
     )
+    server.add_generic_rpc_handlers((servicer.handler(),))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
@@ -250,6 +277,11 @@ async def start(
     if config.metrics_port is not None:
         endpoint = MetricsEndpoint(metrics, host=config.host, port=config.metrics_port)
     await server.start()
+    http = None
+    if config.http_port is not None:
+        auth = None if token is None else BearerTokenAuth(token)
+        gateway = Gateway(servicer, metrics, drain, auth, config.max_message_bytes)
+        http = await start_http(config, application(gateway, (*ADAPTERS, *routes)))
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
@@ -261,7 +293,20 @@ async def start(
         health=health,
         drain=drain,
         endpoint=endpoint,
+        http=http,
         store=store,
+    )
+
+
+async def start_http(config: ServerConfig, app: web.Application) -> HttpEndpoint:
+    """Serve ``app`` on ``config.http_port`` with gRPC's TLS."""
+    tls = ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.tls_client_ca)
+    return await HttpEndpoint.start(
+        app,
+        host=config.host,
+        port=config.http_port or 0,
+        tls=tls,
+        grace_seconds=config.grace_seconds,
     )
 
 
@@ -280,6 +325,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     announce(f"gatekeeper serving on {running.target}")
     if running.metrics_port is not None:
         announce(f"metrics on http://{config.host}:{running.metrics_port}/metrics")
+    if running.http_port is not None:
+        scheme = "http" if config.tls_cert is None else "https"
+        announce(f"http adapters on {scheme}://{config.host}:{running.http_port}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -304,6 +352,10 @@ class ServerThread:
         Where judgements run.
     data : DataSource, optional
         Analyze's data source (see :func:`start`).
+    observer : VerdictObserver, optional
+        Told every verdict (see :func:`start`).
+    routes : sequence of RouteSet
+        More HTTP routes (see :func:`start`).
     """
 
     START_TIMEOUT = 60.0
@@ -314,11 +366,15 @@ class ServerThread:
         *,
         judging: Judging | None = None,
         data: DataSource | None = None,
+        observer: VerdictObserver | None = None,
+        routes: Sequence[RouteSet] = (),
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.running = self.call(start(config, judging=judging, data=data))
+        self.running = self.call(
+            start(config, judging=judging, data=data, observer=observer, routes=routes)
+        )
         self.stopped = False
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -329,6 +385,12 @@ class ServerThread:
     def target(self) -> str:
         """``host:port``."""
         return self.running.target
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the HTTP adapters (the server needs ``http_port``)."""
+        assert self.running.http_port is not None, "started without http_port"
+        return f"http://{self.running.config.host}:{self.running.http_port}"
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop the server and its loop (idempotent)."""

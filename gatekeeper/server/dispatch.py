@@ -62,9 +62,6 @@ class Judging:
     quiet_seconds : float
         How long before a small request no other Judge call may have arrived for it to be
         judged inline.
-    on_judged : callable, optional
-        Shown the request's bytes and the verdict of every judgement given (the verdict
-        pages keep them); called in the event loop.
     """
 
     def __init__(
@@ -76,9 +73,7 @@ class Judging:
         on_abandoned: AbandonedHook = _ignore,
         on_dispatched: Callable[[str], None] = _ignore,
         quiet_seconds: float = DEFAULT_QUIET_SECONDS,
-        on_judged: Callable[[bytes, Judged], None] | None = None,
     ) -> None:
-        self.on_judged = on_judged
         self.workers = workers
         self.inline_max_points = inline_max_points
         self._on_abandoned = on_abandoned
@@ -139,7 +134,7 @@ class Judging:
             request = self._inline(data, quiet=quiet)
             if request is not None:
                 self._on_dispatched("inline")
-                return self._given(data, worker.judge_request(request))
+                return worker.judge_request(request)
             assert pool is not None
             self._on_dispatched("pool")
             outcome = await pool.judge(data, time_remaining=time_remaining)
@@ -147,12 +142,7 @@ class Judging:
             self._active -= 1
         if isinstance(outcome, Rejected):
             raise outcome.error()
-        return self._given(data, outcome)
-
-    def _given(self, data: bytes, judged: Judged) -> Judged:
-        if self.on_judged is not None:
-            self.on_judged(data, judged)
-        return judged
+        return outcome
 
     def _inline(self, data: bytes, *, quiet: bool) -> pb.JudgeRequest | None:
         """The decoded request if it is to be judged inline (see the module), else None.

@@ -1,67 +1,27 @@
-"""Keeps every Judge and Analyze verdict in the pages' store (:mod:`gatekeeper.ui`).
+"""The verdict observer: told every Judge and Analyze verdict, over gRPC and HTTP alike.
 
-A verdict is kept under the call's request id (the caller's ``x-request-id``, so a
-controller can link to the page of the look it asked for). Keeping it never fails a call:
-an entry that cannot be built is logged and left out.
+Other parts of the server (the ``/ui/`` pages, for one) see the verdicts served without
+a hook of their own in each transport: :func:`gatekeeper.server.app.start` takes an
+``observer``, and :class:`~gatekeeper.server.servicer.GatekeeperServicer` calls it after
+every verdict it answers, with the decoded request and the verdict. It runs on the event
+loop, so it must be quick (append to a bounded buffer, say); an exception it raises is
+logged and never reaches the caller.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-import uuid
+from typing import Literal, Protocol
 
-from gatekeeper import wire
-from gatekeeper.server.analysis import Analyzed
-from gatekeeper.server.logs import REQUEST_ID
-from gatekeeper.server.worker import Judged
-from gatekeeper.ui.store import VerdictStore, analyze_entry, judge_entry
+from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 
-log = logging.getLogger("gatekeeper.server")
+Method = Literal["Judge", "Analyze"]
 
 
-def _ident() -> str:
-    ident = REQUEST_ID.get()
-    return uuid.uuid4().hex if ident == "-" else ident
+class VerdictObserver(Protocol):
+    """Called with each verdict the server answers (bad input and errors are not verdicts)."""
 
-
-class Recorder:
-    """Feeds ``store`` from :class:`~gatekeeper.server.dispatch.Judging` and Analyze."""
-
-    def __init__(self, store: VerdictStore) -> None:
-        self.store = store
-
-    def judged(self, request: bytes, judged: Judged) -> None:
-        """Keep a Judge verdict (its request is decoded only when its page is asked for)."""
-        try:
-            entry = judge_entry(_ident(), at=time.time(), request=request, verdict=judged.verdict)
-        except Exception as exc:  # the verdict is given whatever happens here
-            log.warning("verdict not kept for its page: %s", exc)
-            return
-        self._add(entry.id, self.store.add(entry))
-
-    def analyzed(self, analyzed: Analyzed) -> None:
-        """Keep an Analyze verdict with the data it fetched."""
-        try:
-            entry = analyze_entry(
-                _ident(),
-                at=time.time(),
-                request=analyzed.request,
-                metrics=analyzed.metrics,
-                verdict=wire.verdict_message(analyzed.verdict),
-                start=analyzed.window.start,
-                interval_seconds=analyzed.window.step,
-                look=analyzed.look,
-            )
-        except Exception as exc:
-            log.warning("verdict not kept for its page: %s", exc)
-            return
-        self._add(entry.id, self.store.add(entry))
-
-    def _add(self, ident: str, kept: bool) -> None:
-        if not kept:
-            log.info(
-                "verdict %s not kept for its page: its data exceed the store's %d bytes",
-                ident,
-                self.store.max_bytes,
-            )
+    def __call__(
+        self, *, method: Method, request: pb.JudgeRequest | pb.AnalyzeRequest, verdict: pb.Verdict
+    ) -> None:
+        """Look at one verdict: ``method`` served ``request`` with ``verdict``."""
+        ...

@@ -2,8 +2,8 @@
 
 A :class:`VerdictStore` keeps at most ``limit`` entries in memory, newest last; an entry
 added under an id already kept (the same look retried) replaces it. Nothing but the pages
-reads it: the service stays stateless. Entries are built by :func:`judge_entry` (from the
-bytes of a Judge call, decoded only when a page is asked for) and :func:`analyze_entry`
+reads it: the service stays stateless. Entries are built by :func:`judge_entry` (from a
+Judge call's request, validated only when its page is asked for) and :func:`analyze_entry`
 (from the data Analyze fetched).
 """
 
@@ -175,34 +175,32 @@ def _first_points(series: pb.Series) -> bytes:
     return first.SerializeToString(deterministic=True)
 
 
-def judge_entry(ident: str, *, at: float, request: bytes, verdict: bytes) -> Entry:
-    """An entry for a Judge call from the bytes it received and answered.
+def judge_entry(ident: str, *, at: float, request: pb.JudgeRequest, verdict: pb.Verdict) -> Entry:
+    """An entry for a Judge call from the request it decoded and the verdict it answered.
 
-    The request is parsed here (cheap) for its names and look; it is validated and turned
-    into arrays only when a page is asked for.
+    The request is validated and turned into arrays only when its page is asked for.
     """
-    message = wire.parse_judge_request(request, json=False)
-    names = [m.config.name for m in message.metrics]
-    look = _look(message.look) if message.HasField("look") else None
+    names = [m.config.name for m in request.metrics]
+    look = _look(request.look) if request.HasField("look") else None
     analysis = ""
     if look is not None:
-        firsts = [_first_points(m.baseline) + _first_points(m.canary) for m in message.metrics]
+        firsts = [_first_points(m.baseline) + _first_points(m.canary) for m in request.metrics]
         analysis = _digest("Judge", *names, str(look.planned), *firsts)
 
     def load() -> tuple[MetricData, ...]:
-        return tuple(wire.judge_input(message).metrics)
+        return tuple(wire.judge_input(request).metrics)
 
     return Entry(
         id=ident,
         at=at,
         call="Judge",
         label=", ".join(names),
-        verdict=pb.Verdict.FromString(verdict),
+        verdict=verdict,
         load=load,
-        interval_seconds=message.interval_seconds if message.HasField("interval_seconds") else None,
+        interval_seconds=request.interval_seconds if request.HasField("interval_seconds") else None,
         look=look,
         analysis=analysis,
-        size=len(request) + len(verdict),
+        size=request.ByteSize() + verdict.ByteSize(),
     )
 
 

@@ -1,8 +1,8 @@
 """Promotion and rollback notifications link to the deciding verdict's page.
 
-A real gatekeeper (gRPC on port 0, live simulated traffic) keeps its verdicts; its pages
-are served by aiohttp on 127.0.0.1 port 0; the controller runs against the emulator with
-``ui_url`` and a real webhook receiver. The linked page is fetched and must be the
+A real gatekeeper (gRPC and HTTP on port 0, live simulated traffic) keeps its verdicts and
+serves their pages; the controller runs against the emulator with ``ui_url`` and a real
+webhook receiver. The linked page is fetched and must be the
 deciding verdict's.
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from controller.cli import _ui_url
 from controller.clock import ManualClock
@@ -25,7 +24,6 @@ from controller.routers.memory import MemoryRouters
 from gatekeeper.client import GatekeeperClient
 from gatekeeper.live import LiveSimulation
 from gatekeeper.server import app
-from gatekeeper.ui.routes import add_routes
 from tests.controller.conftest import NAMESPACE, DeploymentController
 from tests.controller.helpers import Rig
 from tests.controller.test_end_to_end import (
@@ -41,27 +39,20 @@ from tests.controller.test_production import Hook
 
 
 class PagedGatekeeper:
-    """A real gatekeeper keeping its verdicts, with its pages served beside it."""
+    """A real gatekeeper serving its verdicts' pages on its HTTP port."""
 
     def __init__(self, *, clock: ManualClock, memory: MemoryRouters) -> None:
         router = memory.get(NAMESPACE, "podinfo")
         self.source = LiveSimulation(
             base=BUSY, weight=lambda: router.canary_weight() / 100.0, clock=clock.now
         )
-        config = app.ServerConfig(port=0, workers=1, ui_verdicts=100)
+        config = app.ServerConfig(port=0, http_port=0, workers=1)
         self.server = app.ServerThread(config, data=self.source)
         self.client = GatekeeperClient(self.server.target, timeout=30.0)
-        assert self.server.running.store is not None
-        pages = web.Application()
-        add_routes(pages, self.server.running.store)
-        self.runner = web.AppRunner(pages)
-        self.server.call(self.runner.setup())
-        self.server.call(web.TCPSite(self.runner, "127.0.0.1", 0).start())
-        self.ui_url = f"http://127.0.0.1:{self.runner.addresses[0][1]}/ui"
+        self.ui_url = f"http://127.0.0.1:{self.server.running.http_port}/ui"
 
     def stop(self) -> None:
         self.client.close()
-        self.server.call(self.runner.cleanup())
         self.server.stop()
 
 

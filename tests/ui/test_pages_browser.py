@@ -1,8 +1,9 @@
 """The verdict pages in a real headless chromium, fed by a real server and a real Prometheus.
 
-A gatekeeper server (gRPC, port 0) keeps its verdicts; Analyze calls judge the healthy,
-broken and quiet canaries of the Prometheus fixture (look by look for the broken one) and
-a Judge call sends histograms; the pages are served by aiohttp on port 0 behind a token.
+A gatekeeper server (gRPC and HTTP, port 0, a bearer token) keeps its verdicts; Analyze
+calls over gRPC judge the healthy, broken and quiet canaries of the Prometheus fixture look
+by look, and a Judge call over HTTP sends histograms; chromium loads the pages from the
+server's HTTP port with the token.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ import datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from gatekeeper import wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
-from gatekeeper.client import GatekeeperClient
+from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.server import app
-from gatekeeper.ui.routes import add_routes, page_path
+from gatekeeper.ui.routes import page_path
+from tests.integration import http_client
 from tests.integration.prom import PrometheusServer
 from tests.ui.browser import assert_not_blank, load_all
 
@@ -59,7 +58,7 @@ def _request(
 def _judge_verdicts(server: app.ServerThread, prometheus: PrometheusServer) -> dict[str, str]:
     """Give the verdicts; the page id of each case (the request ids sent)."""
     ids = {}
-    with GatekeeperClient(server.target) as client:
+    with GatekeeperClient(server.target, security=Security(token=TOKEN)) as client:
         for name, (spec, _) in CASES.items():
             ids[name] = f"ns-generic/{spec}/rev1/step-1/look-{LOOKS}"
             span = prometheus.end - prometheus.start
@@ -69,39 +68,34 @@ def _judge_verdicts(server: app.ServerThread, prometheus: PrometheusServer) -> d
                     _request(prometheus, spec, end=end, look=look),
                     request_id=f"ns-generic/{spec}/rev1/step-1/look-{look}",
                 )
-        raw = (ROOT / "examples" / "p99-regression.json").read_bytes()
-        client.judge(wire.parse_judge_request(raw, json=True), request_id="judge-histograms")
-        ids["histograms"] = "judge-histograms"
+    raw = (ROOT / "examples" / "p99-regression.json").read_text()
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Request-Id": "judge-over-http"}
+    answer = http_client.call(f"{_base(server)}/v1/judge", body=raw, headers=headers)
+    assert answer.status == 200, answer.body
+    ids["histograms"] = "judge-over-http"
     return ids
 
 
-async def _serve_and_load(
-    server: app.ServerThread, prometheus: PrometheusServer, ids: dict[str, str], folder: Path
-) -> tuple[dict[str, Any], dict[str, int]]:
-    assert server.running.store is not None
-    pages = web.Application()
-    add_routes(pages, server.running.store, token=TOKEN.encode(), prometheus=prometheus.url)
-    runner = web.AppRunner(pages)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        base = f"http://127.0.0.1:{port}"
-        statuses = {}
-        async with aiohttp.ClientSession() as http:
-            for path in ("/ui/", page_path(ids["fail"]), "/ui/verdicts/nope"):
-                async with http.get(base + path) as answer:
-                    statuses[f"anonymous {path}"] = answer.status
-            headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with http.get(base + "/ui/verdicts/nope", headers=headers) as answer:
-                statuses["missing"] = answer.status
-        urls = {name: base + page_path(ident) for name, ident in ids.items()}
-        urls["list"] = base + "/ui/"
-        loaded = await load_all(urls, folder, headers={"Authorization": f"Bearer {TOKEN}"})
-        return {name: page for name, page in loaded.items()}, statuses
-    finally:
-        await runner.cleanup()
+def _base(server: app.ServerThread) -> str:
+    return f"http://127.0.0.1:{server.running.http_port}"
+
+
+async def _load(server: app.ServerThread, ids: dict[str, str], folder: Path) -> dict[str, Any]:
+    base = _base(server)
+    urls = {name: base + page_path(ident) for name, ident in ids.items()}
+    urls["list"] = base + "/ui/"
+    return await load_all(urls, folder, headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def _statuses(server: app.ServerThread, ids: dict[str, str]) -> dict[str, int]:
+    base, found = _base(server), {}
+    for path in ("/ui/", page_path(ids["fail"]), "/ui/verdicts/nope"):
+        found[f"anonymous {path}"] = http_client.call(base + path, method="GET").status
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    found["missing"] = http_client.call(
+        f"{base}/ui/verdicts/nope", method="GET", headers=headers
+    ).status
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -111,15 +105,23 @@ def pages(
     specs = tmp_path_factory.mktemp("specs")
     for spec, _ in CASES.values():
         (specs / f"{spec}.yaml").write_text(SPEC.format(service=spec))
+    token = specs / "token"
+    token.write_text(TOKEN)
     server = app.ServerThread(
         app.ServerConfig(
-            port=0, workers=1, prometheus_url=prometheus.url, spec_dir=specs, ui_verdicts=50
+            port=0,
+            http_port=0,
+            workers=1,
+            prometheus_url=prometheus.url,
+            spec_dir=specs,
+            auth_token_file=token,
         )
     )
     try:
         ids = _judge_verdicts(server, prometheus)
         folder = tmp_path_factory.mktemp("screenshots")
-        loaded, statuses = asyncio.run(_serve_and_load(server, prometheus, ids, folder))
+        statuses = _statuses(server, ids)
+        loaded = asyncio.run(_load(server, ids, folder))
     finally:
         server.stop()
     return loaded, statuses, ids, folder

@@ -13,7 +13,9 @@ from gatekeeper.ui.store import VerdictStore, judge_entry
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _judged(name: str, *, look: int | None = None, cut: int | None = None) -> tuple[bytes, bytes]:
+def _judged(
+    name: str, *, look: int | None = None, cut: int | None = None
+) -> tuple[pb.JudgeRequest, pb.Verdict]:
     """A real Judge request (an example, optionally as look ``look`` of its first ``cut``
     intervals) and the engine's verdict on it, as the server has them."""
     request = wire.parse_judge_request((ROOT / "examples" / f"{name}.json").read_bytes(), json=True)
@@ -24,8 +26,7 @@ def _judged(name: str, *, look: int | None = None, cut: int | None = None) -> tu
     if look is not None:
         request.look.index, request.look.planned = look, 3
     given = wire.judge_input(request)
-    verdict = wire.verdict_message(engine.judge(given.metrics, given.settings))
-    return request.SerializeToString(), verdict.SerializeToString()
+    return request, wire.verdict_message(engine.judge(given.metrics, given.settings))
 
 
 def test_the_oldest_are_forgotten_beyond_the_limit_and_a_retried_id_replaces() -> None:
@@ -41,7 +42,7 @@ def test_the_oldest_are_forgotten_beyond_the_limit_and_a_retried_id_replaces() -
 
 def test_the_bytes_kept_are_bounded_and_an_oversized_entry_is_refused() -> None:
     request, verdict = _judged("healthy")
-    size = len(request) + len(verdict)
+    size = request.ByteSize() + verdict.ByteSize()
     store = VerdictStore(100, max_bytes=2 * size + 1)
     for ident in "abc":
         store.add(judge_entry(ident, at=0.0, request=request, verdict=verdict))
