@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck layers unit system-deps demo bench bench-analyze bench-grpc protos clean
+.PHONY: venv test lint typecheck layers unit system-deps demo bench bench-analyze bench-grpc protos clean ui-screenshot
 
 venv: $(STAMP)
 
@@ -27,11 +27,15 @@ layers: venv
 unit: venv system-deps
 	$(BIN)/python -m pytest -q
 
-# Debian's prometheus for the integration tests (needs root, as CI has).
+# Debian's prometheus for the integration tests, chromium and w3m for the verdict pages
+# (graphical and terminal browsers); needs root, as CI has.
 system-deps:
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
 	  echo "installing Debian's prometheus (tests start it on 127.0.0.1)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
+	@command -v chromium >/dev/null && command -v w3m >/dev/null || { \
+	  echo "installing Debian's chromium and w3m (the verdict pages' browser tests)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium w3m; }
 
 test: lint typecheck layers unit
 
@@ -51,6 +55,10 @@ bench-grpc: venv
 .PHONY: bench-quality
 bench-quality: venv
 	$(BIN)/python -m benchmarks.decision_quality
+
+# README's screenshot of a FAIL verdict page (docs/ui-fail.png), by headless chromium.
+ui-screenshot: venv system-deps
+	$(BIN)/python tools/ui_screenshot.py
 
 protos: venv
 	$(BIN)/python tools/genproto.py

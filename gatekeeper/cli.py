@@ -345,7 +345,8 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument(
         "--http-port",
         type=int,
-        help="serve the HTTP adapters here (Argo Rollouts, Flagger, Kayenta; off by default)",
+        help="serve the HTTP adapters (Argo Rollouts, Flagger, Kayenta) and the verdict pages "
+        "(/ui/) here; off by default",
     )
     serve.add_argument(
         "--ui-verdicts",

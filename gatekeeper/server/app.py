@@ -328,6 +328,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     if running.http_port is not None:
         scheme = "http" if config.tls_cert is None else "https"
         announce(f"http adapters on {scheme}://{config.host}:{running.http_port}")
+        if running.store is not None:
+            announce(f"verdict pages on {scheme}://{config.host}:{running.http_port}/ui/")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,8 +1,8 @@
 """Server-rendered HTML: the list of recent verdicts and one page per verdict.
 
 Pages are plain HTML with inline CSS and inline SVG: no script, no fonts, nothing fetched,
-so a page saved to a file is whole and a terminal browser (w3m, lynx) reads it, since every
-number a chart shows is also in a table.
+so a page saved to a file is whole; a terminal browser (w3m, lynx) reads it, since what the
+charts tell (levels, boundaries, effects look by look) is also in text and tables.
 """
 
 from __future__ import annotations

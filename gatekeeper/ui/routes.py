@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
 
@@ -68,6 +69,50 @@ def _html(text: str, status: int = 200) -> web.Response:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Pages:
+    store: VerdictStore
+    token: bytes | None
+    prometheus: str | None
+    prefix: str
+
+    @property
+    def home(self) -> str:
+        return f"{self.prefix}/"
+
+    async def index(self, request: web.Request) -> web.Response:
+        if not _authorized(request, self.token):
+            return web.Response(status=401, text=UNAUTHORIZED)
+        rows = [
+            (page_path(e.id, prefix=self.prefix), e.verdict, e.at, e.call, e.label)
+            for e in self.store.recent()
+        ]
+        return _html(pages.list_page(rows, limit=self.store.limit))
+
+    async def verdict(self, request: web.Request) -> web.Response:
+        if not _authorized(request, self.token):
+            return web.Response(status=401, text=UNAUTHORIZED)
+        entry = self.store.get(request.match_info["ident"])
+        if entry is None:
+            body = [
+                f'<p><a href="{self.home}">All verdicts</a></p>',
+                "<h1>No such verdict</h1><p>It was never given or is no longer kept "
+                f"(the last {self.store.limit} are).</p>",
+            ]
+            return _html(pages.document("verdict not found", body), status=404)
+        try:
+            page = await asyncio.to_thread(
+                page_of, entry, self.store, prometheus=self.prometheus, home=self.home
+            )
+        except InvalidArgument as exc:  # the data of a Judge call that was refused
+            body = [f"<p>{escape(str(exc))}</p>"]
+            return _html(pages.document("bad request data", body), status=422)
+        return _html(await asyncio.to_thread(pages.verdict_page, page))
+
+    async def redirect(self, _request: web.Request) -> web.Response:
+        raise web.HTTPFound(self.home)
+
+
 def add_routes(
     app: web.Application,
     store: VerdictStore,
@@ -85,50 +130,14 @@ def add_routes(
     store : VerdictStore
         Where the verdicts are kept.
     token : bytes, optional
-        The API's bearer token, when auth is on.
+        The bearer token the pages need (where the app's own middleware does not check one).
     prometheus : str, optional
         Base URL of the Prometheus the queries ran on, for links to its graph page.
     prefix : str
         Where the pages live.
     """
-    home = f"{prefix}/"
-
-    async def index(request: web.Request) -> web.Response:
-        if not _authorized(request, token):
-            return web.Response(status=401, text=UNAUTHORIZED)
-        rows = [
-            (page_path(e.id, prefix=prefix), e.verdict, e.at, e.call, e.label)
-            for e in store.recent()
-        ]
-        return _html(pages.list_page(rows, limit=store.limit))
-
-    async def verdict(request: web.Request) -> web.Response:
-        if not _authorized(request, token):
-            return web.Response(status=401, text=UNAUTHORIZED)
-        ident = request.match_info["ident"]
-        entry = store.get(ident)
-        if entry is None:
-            body = pages.document(
-                "verdict not found",
-                [
-                    f'<p><a href="{home}">All verdicts</a></p>',
-                    "<h1>No such verdict</h1><p>It was never given or is no longer kept "
-                    f"(the last {store.limit} are).</p>",
-                ],
-            )
-            return _html(body, status=404)
-        try:
-            page = await asyncio.to_thread(page_of, entry, store, prometheus=prometheus, home=home)
-        except InvalidArgument as exc:  # a Judge call that was refused has no page
-            return _html(
-                pages.document("bad request data", [f"<p>{escape(str(exc))}</p>"]), status=422
-            )
-        return _html(await asyncio.to_thread(pages.verdict_page, page))
-
-    async def redirect(_request: web.Request) -> web.Response:
-        raise web.HTTPFound(home)
-
+    served = _Pages(store, token, prometheus, prefix)
     app[STORE_KEY] = store
-    app.router.add_get(prefix, redirect)
-    app.router.add_get(home, index)
-    app.router.add_get(prefix + "/verdicts/{ident:.+}", verdict)
+    app.router.add_get(prefix, served.redirect)
+    app.router.add_get(served.home, served.index)
+    app.router.add_get(prefix + "/verdicts/{ident:.+}", served.verdict)
