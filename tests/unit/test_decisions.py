@@ -128,7 +128,7 @@ def test_healthy_zero_error_canary_passes_by_the_default_absolute_pass_margin() 
     )
 
     assert ratio_only.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
-    assert "PASS boundary" in ratio_only.metrics[0].reason
+    assert "neither the PASS nor the FAIL boundary" in ratio_only.metrics[0].reason
     assert default.decision is Decision.PASS  # 0 errors in 10,000 rule out 0.05 points
     assert allowed.decision is Decision.PASS
 
