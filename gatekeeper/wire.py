@@ -43,6 +43,7 @@ from gatekeeper.stats.model import (
     OutlierStrategy,
     RatioSeries,
     Series,
+    margin_conflicts,
 )
 from gatekeeper.stats.results import (
     Decision,
@@ -300,6 +301,7 @@ def _settings(
         low=0.0,
         low_open=True,
     )
+    margins = _pass_margins(check, field, config, tolerance=tolerance, absolute=absolute)
     if kind is None or direction is None or nan is None or outliers is None:
         return None
     return MetricSettings(
@@ -322,7 +324,39 @@ def _settings(
             if config.HasField("kayenta")
             else _NO_KAYENTA_OPTIONS
         ),
+        pass_tolerance=margins[0],
+        pass_absolute_tolerance=margins[1],
+        objective=margins[2],
     )
+
+
+def _pass_margins(
+    check: _Checker, field: str, config: pb.MetricConfig, *, tolerance: float, absolute: float
+) -> tuple[float | None, float | None, float | None]:
+    """(pass_tolerance, pass_absolute_tolerance, objective), checked against the FAIL margins."""
+    found: dict[str, float | None] = {}
+    for name in ("pass_tolerance", "pass_absolute_tolerance"):
+        found[name] = (
+            check.number(f"{field}.{name}", float(getattr(config, name)), low=0.0)
+            if config.HasField(name)
+            else None
+        )
+    found["objective"] = (
+        check.number(
+            f"{field}.objective", config.objective, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        if config.HasField("objective")
+        else None
+    )
+    conflicts = margin_conflicts(
+        tolerance=tolerance,
+        absolute_tolerance=absolute,
+        pass_tolerance=found["pass_tolerance"],
+        pass_absolute_tolerance=found["pass_absolute_tolerance"],
+    )
+    for name, message in conflicts.items():
+        check.add(f"{field}.{name}", message)
+    return found["pass_tolerance"], found["pass_absolute_tolerance"], found["objective"]
 
 
 def _metric(

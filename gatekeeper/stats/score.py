@@ -19,8 +19,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gatekeeper.stats.classify import Classified
-from gatekeeper.stats.model import JudgeSettings, MetricData, RatioSeries
+from gatekeeper.stats.classify import Classified, Comparison
+from gatekeeper.stats.model import JudgeSettings, MetricData, MetricSettings, RatioSeries
 from gatekeeper.stats.results import (
     Decision,
     GroupScore,
@@ -124,27 +124,50 @@ def reason(classified: Classified, data: MetricData) -> str:
 
 def _reason(classified: Classified, data: MetricData) -> str:
     found = classified.comparison
-    settings = data.settings
     outcome = classified.outcome
     if outcome is Outcome.ERROR:
         return f"metric source error: {found.detail}"
     if outcome is Outcome.NO_DATA:
         return f"no data: {found.detail}"
-    allowed = f"{settings.tolerance:.0%}"
-    if settings.absolute_tolerance:
-        allowed += f" + {settings.absolute_tolerance:g}"
+    boundaries = _boundaries(data.settings)
     if outcome.is_regression:
         return (
-            f"regression beyond the {allowed} allowed: {found.detail} "
+            f"regression beyond the FAIL boundary ({boundaries}): {found.detail} "
             f"(p={found.p_fail:.2g} <= {classified.alpha:.2g})"
         )
     if outcome is Outcome.PASS:
-        return f"within the {allowed} allowed: {found.detail}"
-    if math.isinf(found.needed):
-        more = "more data at the current estimate will not settle it"
-    else:
-        more = f"about {math.ceil(found.needed):,} more canary {found.unit} needed"
-    return f"not enough data to decide: {found.detail}; {more}"
+        return f"inside the PASS boundary ({boundaries}): {found.detail}"
+    return f"not enough data to decide ({boundaries}): {found.detail}; {_still_needed(found)}"
+
+
+def _boundaries(settings: MetricSettings) -> str:
+    """Both boundaries in words: "rolled back beyond +20%, promoted only below +100% + 0.0005"."""
+
+    def margin(relative: float, absolute: float) -> str:
+        text = f"+{relative:.0%}"
+        return f"{text} + {absolute:g}" if absolute else text
+
+    fail, passing = settings.fail_margin, settings.pass_margin
+    return (
+        f"rolled back beyond {margin(fail.relative, fail.absolute)}, "
+        f"promoted only below {margin(passing.relative, passing.absolute)}"
+    )
+
+
+def _still_needed(found: Comparison) -> str:
+    """Which boundary the data cannot settle yet, and how much more data that takes."""
+    unit = found.unit
+    if math.isfinite(found.needed):
+        return (
+            f"about {math.ceil(found.needed):,} more canary {unit} needed to settle the PASS "
+            "boundary"
+        )
+    if math.isfinite(found.fail_needed) and found.fail_needed > 0:
+        return (
+            "the canary looks worse than the PASS boundary, so it will not be promoted; about "
+            f"{math.ceil(found.fail_needed):,} more canary {unit} would settle the FAIL boundary"
+        )
+    return "more data at the current estimate will settle neither the PASS nor the FAIL boundary"
 
 
 def to_result(classified: Classified, data: MetricData) -> MetricResult:

@@ -132,14 +132,20 @@ _WIDE = log_uniform(low=1.05, high=100.0)
 #: The mixtures of each test, by (test, purpose). FAIL: 80 % of the mass on the regressions
 #: worth stopping a rollout for quickly (error rates 1.25x to 12x the boundary, that is 1.5x
 #: to 15x the baseline at the default tolerance; tail odds 1.1x to 5x the expected 1 - q),
-#: 20 % on every regression up to 100x (zero-error baselines, total outages). PASS:
-#: canaries from 1 % to 2.5x inside the boundary (a healthy canary sits 1 + tolerance
-#: inside it: tolerances up to 150 %).
+#: 20 % on every regression up to 100x (zero-error baselines, total outages). PASS, centred
+#: on the PASS boundary: a healthy canary sits 1 + pass_tolerance inside it (2x for error
+#: rates), so the ratio's alternatives run from 5 % to 8x inside, the tail odds' to 10x (a
+#: healthy canary's share above 1.5x the baseline quantile is a fraction of 1 - q). "rate_*":
+#: one side's own error rate (the absolute PASS margin): the canary's upper bound from 1 %
+#: to 1000x away, so that a canary without errors bounds its rate near ``3 / requests``; the
+#: baseline's lower bound from 1 % to 4x, where its ample data put it.
 MIXTURES = {
     ("ratio", "fail"): blend(plausible=log_uniform(low=1.25, high=12.0), wide=_WIDE, share=0.8),
     ("tail", "fail"): blend(plausible=log_uniform(low=1.1, high=5.0), wide=_WIDE, share=0.8),
-    ("ratio", "pass"): log_uniform(low=1.01, high=2.5),
-    ("tail", "pass"): log_uniform(low=1.01, high=2.5),
+    ("ratio", "pass"): log_uniform(low=1.05, high=8.0),
+    ("tail", "pass"): log_uniform(low=1.05, high=10.0),
+    ("rate_canary", "pass"): log_uniform(low=1.01, high=1000.0, points=64),
+    ("rate_baseline", "pass"): log_uniform(low=1.01, high=4.0, points=32),
 }
 PURPOSES = ("fail", "pass")
 
@@ -265,13 +271,104 @@ def binomial_pvalue(
         raise ValueError(f"p0 must be in (0, 1), got {p0!r}")
     if trials <= 0:
         return 1.0
+    return _p_from_log_e(
+        _binomial_log_e(successes, trials, p0, alternative, MIXTURES["tail", purpose])
+    )
+
+
+def _binomial_log_e(
+    successes: float, trials: float, p0: float, alternative: str, mixture: Mixture
+) -> float:
+    """log of the mixture e-process of binomial likelihood ratios against ``p0``."""
     sign = 1.0 if alternative == "greater" else -1.0
-    mixture = MIXTURES["tail", purpose]
     odds = p0 / (1.0 - p0) * np.exp(sign * mixture.offsets)
     p = odds / (1.0 + odds)
     failures = trials - successes
     log_lr = successes * (np.log(p) - math.log(p0)) + failures * (np.log1p(-p) - math.log1p(-p0))
-    return _p_from_log_e(_log_mixture(log_lr, mixture))
+    return _log_mixture(log_lr, mixture)
+
+
+def rate_margin_pvalue(
+    *,
+    baseline: tuple[float, float],
+    canary: tuple[float, float],
+    factor: float,
+    offset: float,
+    dispersion: float = 1.0,
+) -> float:
+    """Anytime-valid p-value of ``H0: canary rate >= factor x baseline rate + offset``.
+
+    Small when the canary's rate is shown below the boundary: the PASS test of a RATIO
+    metric with an absolute margin (for DECREASE call it with the sides' roles mirrored).
+
+    Parameters
+    ----------
+    baseline, canary : (float, float)
+        Cumulative (bad, total) of each side.
+    factor : float
+        The relative part of the boundary, ``1 + pass_tolerance`` (> 0).
+    offset : float
+        The absolute part, ``pass_absolute_tolerance`` (> 0).
+    dispersion : float
+        Variance inflation of the counts (>= 1); both sides' counts are divided by it.
+
+    Returns
+    -------
+    float
+        ``min(1, 2 sup_b min(p_c(factor b + offset), p_b(b)))``: ``p_c(r)`` is the
+        anytime p-value of "the canary's rate is >= r", ``p_b(b)`` that of "the baseline's
+        rate is <= b", each a mixture e-process of one side's binomial likelihood (Robbins,
+        1970; the one-sample confidence sequences of Howard et al., Annals of Statistics
+        49(2), 2021). Under H0 at true rates ``(b, c)`` the point ``(b, factor b + offset)``
+        has ``factor b + offset <= c``, so rejecting needs one of two valid tests at
+        ``beta / 2`` to reject a true null: a union bound, valid at every look. The
+        supremum over the boundary sits where the two p-values cross (one falls, the other
+        rises along it) and is found by bisection.
+
+    Notes
+    -----
+    Each side's rate is taken as constant over the analysis (no strata): bursts that hit
+    both sides alike widen rather than bias the bounds only when traffic is spread alike.
+    """
+    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
+        raise ValueError(
+            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
+            f"{dispersion!r}"
+        )
+    b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
+    c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
+    canary_mixture = MIXTURES["rate_canary", "pass"]
+    baseline_mixture = MIXTURES["rate_baseline", "pass"]
+    top = (1.0 - offset) / factor  # largest baseline rate with a boundary below 1
+
+    def p_canary(b: float) -> float:
+        r = factor * b + offset
+        return _p_from_log_e(_binomial_log_e(c_bad, c_total, r, "less", canary_mixture))
+
+    def p_baseline(b: float) -> float:
+        return _p_from_log_e(_binomial_log_e(b_bad, b_total, b, "greater", baseline_mixture))
+
+    if top <= 0:
+        return 1.0
+    if c_total <= 0:
+        return 1.0
+    # Along the boundary p_canary falls and p_baseline rises with b; without baseline errors
+    # p_baseline is 1 throughout and the sup of their min is p_canary's at b = 0.
+    lo, hi = math.log(1e-15), math.log(top * (1 - 1e-9))
+    if b_bad <= 0 or b_total <= 0 or p_baseline(math.exp(lo)) >= p_canary(math.exp(lo)):
+        return min(1.0, 2.0 * p_canary(0.0))
+    if p_baseline(math.exp(hi)) <= p_canary(math.exp(hi)):
+        return min(1.0, 2.0 * p_baseline(math.exp(hi)))
+    for _ in range(60):  # keep p_baseline < p_canary at lo, >= at hi
+        mid = 0.5 * (lo + hi)
+        if p_baseline(math.exp(mid)) < p_canary(math.exp(mid)):
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-3:
+            break
+    # On [lo, hi] the min is at most p_canary(lo) and at most p_baseline(hi).
+    return min(1.0, 2.0 * min(p_canary(math.exp(lo)), p_baseline(math.exp(hi))))
 
 
 def ratio_confidence_sequence(

@@ -164,6 +164,26 @@ def exceedance(*, threshold: float, upper_bounds: FloatArray, cumulative: FloatA
     return Exceedance(above, above, start, end)
 
 
+def bucket_bound(*, upper_bounds: FloatArray, value: float, up: bool) -> float:
+    """The bucket bound nearest ``value`` on one side: the smallest >= it, or the largest <=.
+
+    A tail threshold on a bound is counted exactly, with no interpolation inside a bucket;
+    rounding it away from the acceptable side for each decision (up for an upward FAIL
+    threshold, down for an upward PASS threshold) keeps each decision conservative.
+
+    Returns
+    -------
+    float
+        The bound; ``+inf`` when ``up`` and ``value`` lies beyond the last finite bound,
+        ``-inf`` when not ``up`` and it lies below the first.
+    """
+    if up:
+        index = int(np.searchsorted(upper_bounds, value, side="left"))
+        return float(upper_bounds[index]) if index < upper_bounds.size else math.inf
+    index = int(np.searchsorted(upper_bounds, value, side="right")) - 1
+    return float(upper_bounds[index]) if index >= 0 else -math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class TailTestResult:
     """The tail test at one threshold.

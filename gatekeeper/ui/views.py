@@ -7,21 +7,27 @@
 The boundaries are drawn in the metric's unit around the baseline's level over the whole
 window, as :mod:`gatekeeper.stats.classify` states its acceptable region: for rates and
 quantiles ``level x (1 + tolerance) + absolute`` upwards and ``level / (1 + tolerance) -
-absolute`` downwards; for VALUES ``tolerance x |median| + absolute`` either way. The PASS
-boundary uses the PASS margins where the metric's settings carry them, else the FAIL
-margins (one acceptable region). They are drawn, never used to decide.
+absolute`` downwards; for VALUES ``tolerance x |median| + absolute`` either way; the FAIL
+and PASS margins are the settings' own (:attr:`MetricSettings.fail_margin` and
+:attr:`~MetricSettings.pass_margin`, defaults resolved). They are drawn, never used to
+decide.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
-from gatekeeper.stats.model import FloatArray, HistogramSeries, MetricData, MetricSettings
+from gatekeeper.stats.model import (
+    FloatArray,
+    HistogramSeries,
+    Margin,
+    MetricData,
+    MetricSettings,
+)
 from gatekeeper.stats.model import Series as Data
 from gatekeeper.stats.results import Direction, MetricKind
 from gatekeeper.stats.tails import histogram_quantile
@@ -31,25 +37,9 @@ from gatekeeper.ui.charts import Band, Chart, Level, Series
 RATIO_SCALES = ("rate_ratio", "quantile_ratio")
 
 
-@dataclass(frozen=True, slots=True)
-class Margin:
-    """A boundary's relative and absolute parts."""
-
-    relative: float
-    absolute: float
-
-
 def margins(settings: MetricSettings) -> tuple[Margin, Margin]:
-    """The FAIL and the PASS margin of a metric, from what its settings carry."""
-    fail = Margin(settings.tolerance, settings.absolute_tolerance)
-    relative = getattr(settings, "pass_tolerance", None)
-    absolute = getattr(settings, "pass_absolute_tolerance", None)
-    if relative is None and absolute is None:
-        return fail, fail
-    return fail, Margin(
-        fail.relative if relative is None else float(relative),
-        fail.absolute if absolute is None else float(absolute),
-    )
+    """The FAIL and the PASS margin of a metric, as the judge resolves them."""
+    return settings.fail_margin, settings.pass_margin
 
 
 def _bounds(level: float, margin: Margin, *, kind: MetricKind) -> tuple[float, float]:

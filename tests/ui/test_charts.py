@@ -74,18 +74,41 @@ def test_an_interval_without_data_is_a_gap_not_a_zero() -> None:
     assert len(list(root.iter(f"{SVG}polyline"))) == 2
 
 
+def _by_kind(levels: tuple[charts.Level, ...]) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {}
+    for level in levels:
+        found.setdefault(level.kind, []).append(level.value)
+    return {kind: sorted(values) for kind, values in found.items()}
+
+
 def test_boundaries_sit_where_the_settings_put_them_in_the_harmful_direction() -> None:
     up = MetricSettings(name="e", kind=MetricKind.RATIO, tolerance=0.2, absolute_tolerance=0.001)
-    (fail,) = charts.merged(views.boundaries(up, 0.01))
-    assert fail.kind == "fail" and fail.value == pytest.approx(0.01 * 1.2 + 0.001)
-    assert "PASS" in fail.label  # one acceptable region: the PASS boundary is the FAIL one
-    down = MetricSettings(name="t", kind=MetricKind.VALUES, direction=Direction.DECREASE)
-    levels = views.boundaries(down, 100.0)
-    assert [lv.value for lv in levels] == pytest.approx([80.0, 80.0])
-    either = MetricSettings(name="q", kind=MetricKind.HISTOGRAM, direction=Direction.EITHER)
-    assert sorted(lv.value for lv in views.boundaries(either, 1.2)) == pytest.approx(
-        [1.0, 1.0, 1.44, 1.44]
+    found = _by_kind(views.boundaries(up, 0.01))
+    assert found["fail"] == pytest.approx([0.01 * 1.2 + 0.001])
+    # the default PASS margin: 2x, and the absolute part widened to the FAIL one's 0.001
+    assert found["pass"] == pytest.approx([0.01 * 2.0 + 0.001])
+    explicit = MetricSettings(
+        name="e", kind=MetricKind.RATIO, pass_tolerance=0.5, pass_absolute_tolerance=0.002
     )
+    assert _by_kind(views.boundaries(explicit, 0.01))["pass"] == pytest.approx([0.017])
+    down = MetricSettings(name="t", kind=MetricKind.VALUES, direction=Direction.DECREASE)
+    assert _by_kind(views.boundaries(down, 100.0)) == {
+        "fail": pytest.approx([80.0]),
+        "pass": pytest.approx([50.0]),
+    }
+    either = MetricSettings(name="q", kind=MetricKind.HISTOGRAM, direction=Direction.EITHER)
+    assert _by_kind(views.boundaries(either, 1.2)) == {
+        "fail": pytest.approx([1.0, 1.44]),
+        "pass": pytest.approx([0.8, 1.8]),
+    }
+
+
+def test_a_pass_boundary_on_the_fail_one_is_drawn_once_and_named_by_both() -> None:
+    same = MetricSettings(
+        name="e", kind=MetricKind.RATIO, pass_tolerance=0.2, pass_absolute_tolerance=0.0
+    )
+    (level,) = charts.merged(views.boundaries(same, 0.01))
+    assert level.label == "FAIL=PASS" and level.value == pytest.approx(0.012)
 
 
 def test_a_boundary_above_the_data_is_inside_the_frame_and_above_every_point() -> None:

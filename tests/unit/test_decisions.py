@@ -115,16 +115,21 @@ def test_sparse_errors_from_a_zero_error_baseline_fail() -> None:
     assert verdict.metrics[0].effect.lower > 1.2
 
 
-def test_healthy_zero_error_canary_passes_with_an_absolute_tolerance() -> None:
+def test_healthy_zero_error_canary_passes_by_the_default_absolute_pass_margin() -> None:
     baseline = traffic.fixed_counts(0, 10_000, 10)
     canary = traffic.fixed_counts(0, 1_000, 10)
 
-    without = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
+    ratio_only = engine.judge(
+        [ratio_metric(baseline, canary, pass_absolute_tolerance=0.0)], JudgeSettings()
+    )
+    default = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
     allowed = engine.judge(
         [ratio_metric(baseline, canary, absolute_tolerance=0.001)], JudgeSettings()
     )
 
-    assert without.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
+    assert ratio_only.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
+    assert "neither the PASS nor the FAIL boundary" in ratio_only.metrics[0].reason
+    assert default.decision is Decision.PASS  # 0 errors in 10,000 rule out 0.05 points
     assert allowed.decision is Decision.PASS
 
 
