@@ -198,7 +198,7 @@ def _metric_section(data: MetricData, result: pb.MetricResult | None, page: Page
     if result is not None:
         out += _summary_table(result)
     if page.looks and (page.looks[-1][0] > 1 or len(page.looks) > 1):
-        effect = views.effect_chart(name, data.settings, page.looks, mark=page.decided)
+        effect = views.effect_chart(data, page.looks, mark=page.decided)
         if effect is not None:
             out += ["<h3>Look by look</h3>", charts.svg(effect), *_looks_table(name, page.looks)]
     out += _queries(data, page)

@@ -110,6 +110,11 @@ def level_of(data: MetricData) -> float:
     return float(np.median(values)) if values.size else math.nan
 
 
+def quantile_name(q: float) -> str:
+    """``p99``, ``p50``, ``p99.9``."""
+    return f"p{100 * q:.4g}"
+
+
 def side_series(data: MetricData) -> tuple[Series, ...]:
     """Both sides of one metric as chart series (see the module's list)."""
     kind = data.settings.kind
@@ -119,8 +124,8 @@ def side_series(data: MetricData) -> tuple[Series, ...]:
         if kind is MetricKind.RATIO:
             found.append(Series(f"{side} error rate", side, _rates(series.bad, series.total)))
         elif kind is MetricKind.HISTOGRAM:
-            for q, name in ((0.5, "p50"), (0.99, "p99")):
-                found.append(Series(f"{side} {name}", side, _quantiles(series, q)))
+            for q in sorted({0.5, 0.99, data.settings.quantile}):
+                found.append(Series(f"{side} {quantile_name(q)}", side, _quantiles(series, q)))
         else:
             found.append(Series(f"{side} samples", side, tuple(_values(series).tolist()), True))
     return tuple(found)
@@ -155,13 +160,14 @@ def data_chart(
 
 
 def effect_chart(
-    name: str,
-    settings: MetricSettings,
+    data: MetricData,
     looks: Sequence[tuple[int, pb.Verdict]],
     *,
     mark: int | None = None,
 ) -> Chart | None:
-    """The metric's effect and bounds look by look; None with fewer than one look."""
+    """The metric's effect and bounds look by look (with the boundaries on the effect's scale
+    where it has them); None without a look."""
+    name, settings = data.settings.name, data.settings
     bands, scale = [], ""
     for index, verdict in looks:
         for result in verdict.metrics:
@@ -175,6 +181,12 @@ def effect_chart(
     if scale in RATIO_SCALES:  # the relative margins only: the absolute ones are in the unit
         relative = [Margin(m.relative, 0.0) for m in margins(settings)]
         levels = _levels(settings.direction, relative, level=1.0, kind=MetricKind.RATIO)
+    elif scale in ("relative_shift", "shift"):  # the shift allowed, over the level or not
+        level = abs(level_of(data))
+        shifts = [Margin(0.0, m.absolute) for m in margins(settings)]
+        if scale == "relative_shift" and math.isfinite(level) and level > 0:
+            shifts = [Margin(0.0, m.relative + m.absolute / level) for m in margins(settings)]
+        levels = _levels(settings.direction, shifts, level=0.0, kind=MetricKind.VALUES)
     return Chart(
         title=f"{name}: effect ({scale or 'canary vs baseline'}) with its bounds, look by look",
         x_label="look",

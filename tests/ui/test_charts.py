@@ -8,7 +8,15 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from gatekeeper.stats.model import MetricData, MetricSettings, RatioSeries
+from gatekeeper import engine, wire
+from gatekeeper.stats.model import (
+    HistogramSeries,
+    JudgeSettings,
+    LookPosition,
+    MetricData,
+    MetricSettings,
+    RatioSeries,
+)
 from gatekeeper.stats.results import Direction, MetricKind
 from gatekeeper.ui import charts, views
 
@@ -148,3 +156,26 @@ def test_text_is_escaped() -> None:
     svg = charts.svg(chart)
     assert "<script>" not in svg and "<b>" not in svg
     ET.fromstring(svg)
+
+
+def test_a_values_metrics_looks_carry_the_shift_boundaries_and_a_tail_its_quantile() -> None:
+    rng = np.random.default_rng(5)
+    settings = MetricSettings(name="cpu", kind=MetricKind.VALUES, tolerance=0.2)
+    data = MetricData(settings, rng.normal(100, 5, 40), rng.normal(130, 5, 40))
+    verdicts = []
+    for look in (1, 2):
+        verdict = engine.judge([data], JudgeSettings(look=LookPosition(look, 2)))
+        verdicts.append((look, wire.verdict_message(verdict)))
+    assert verdicts[-1][1].metrics[0].effect.scale == "relative_shift"
+    chart = views.effect_chart(data, verdicts, mark=2)
+    assert chart is not None and len(chart.bands) == 2
+    fail = [lv.value for lv in chart.levels if lv.kind == "fail"]
+    assert fail == pytest.approx([0.2], rel=0.05)  # 0.2 of the baseline's level, as a share
+    assert all(b.lower > fail[0] for b in chart.bands)  # a 30 % shift is drawn beyond it
+    tail = MetricSettings(name="lat", kind=MetricKind.HISTOGRAM, quantile=0.95)
+    bounds = np.array([0.1, 0.2, 0.5, np.inf])
+    hist = HistogramSeries(bounds, np.array([[50.0, 90.0, 99.0, 100.0]] * 3))
+    labels = [s.label for s in views.side_series(MetricData(tail, hist, hist))]
+    assert labels == [
+        f"{side} {q}" for side in ("baseline", "canary") for q in ("p50", "p95", "p99")
+    ]
