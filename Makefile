@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint typecheck layers unit system-deps demo bench bench-analyze bench-grpc protos clean ui-screenshot
+.PHONY: venv test lint typecheck layers unit system-deps demo bench bench-analyze bench-grpc protos clean ui-screenshot bench-ui
 
 venv: $(STAMP)
 
@@ -50,6 +50,10 @@ bench-analyze: venv system-deps
 
 bench-grpc: venv
 	$(BIN)/python benchmarks/grpc_load.py
+
+# The verdict pages: keeping a verdict, rendering a page, the store's memory.
+bench-ui: venv
+	$(BIN)/python benchmarks/ui_pages.py
 
 # Decision quality against Argo Rollouts, Flagger and Kayenta rules (~10 min on 2 cores).
 .PHONY: bench-quality

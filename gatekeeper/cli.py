@@ -360,7 +360,8 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         type=_at_least(1, "--ui-max-mb"),
         default=app.DEFAULT_UI_MAX_BYTES // (1024 * 1024),
         metavar="MB",
-        help="memory those verdicts' data may take; the oldest are forgotten first",
+        help="encoded size those verdicts' data may take (the process holds about 1.4x); "
+        "the oldest are forgotten first",
     )
     serve.add_argument("--log-format", choices=("json", "text"), default="text")
     serve.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
