@@ -7,11 +7,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gatekeeper import engine, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.present import decision_name
+from gatekeeper.stats.model import JudgeSettings, MetricData, MetricSettings, RatioSeries
+from gatekeeper.stats.results import MetricKind
 from gatekeeper.ui import charts, pages
 from gatekeeper.ui.routes import page_of
 from gatekeeper.ui.store import VerdictStore, judge_entry
@@ -62,3 +65,43 @@ def test_a_terminal_browser_shows_the_decision_outcomes_boundaries_and_numbers(
     assert sum("Boundaries around the baseline's level" in line for line in lines) == len(
         verdict.metrics
     )
+
+
+def test_an_error_verdict_says_the_data_could_not_be_had(tmp_path: Path) -> None:
+    settings = MetricSettings(name="error-rate", kind=MetricKind.RATIO)
+    empty = RatioSeries(bad=np.zeros(0), total=np.zeros(0))
+    down = MetricData(settings, empty, empty, error="Prometheus at 127.0.0.1:9 refused")
+    verdict = wire.verdict_message(engine.judge([down], JudgeSettings()))
+    assert verdict.decision == pb.DECISION_ERROR
+    page = pages.Page(
+        ident="e1",
+        call="Analyze",
+        at=time.time(),
+        label="checkout",
+        verdict=verdict,
+        metrics=(down,),
+    )
+    text = " ".join(_dump(pages.verdict_page(page), tmp_path).split())
+    assert text.startswith("ERROR checkout")
+    assert "The data could not be had: Prometheus at 127.0.0.1:9 refused" in text
+    assert "No boundary is drawn" in text
+
+
+def test_names_and_reasons_are_escaped(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    settings = MetricSettings(name=hostile, kind=MetricKind.RATIO)
+    series = RatioSeries(bad=np.array([1.0, 2.0]), total=np.array([100.0, 100.0]))
+    data = MetricData(settings, series, series, queries=(f"canary: up{{x={hostile!r}}}",))
+    verdict = wire.verdict_message(engine.judge([data], JudgeSettings()))
+    page = pages.Page(
+        ident=hostile,
+        call="Judge",
+        at=time.time(),
+        label=hostile,
+        verdict=verdict,
+        metrics=(data,),
+        prometheus="http://127.0.0.1:9090",
+    )
+    html = pages.verdict_page(page)
+    assert "<script" not in html
+    assert hostile in _dump(html, tmp_path)  # shown as text
