@@ -3,10 +3,11 @@
 :class:`Recorder` keeps each verdict in a :class:`~gatekeeper.ui.store.VerdictStore`
 under the call's request id (the caller's ``x-request-id``, so a controller can link to
 the page of the look it asked for): Judge verdicts as the
-:class:`~gatekeeper.server.verdicts.VerdictObserver` sees them (over gRPC and HTTP), Analyze
-verdicts from :class:`~gatekeeper.server.analysis.AnalysisService` with the data they
-were judged on. Keeping a verdict never fails a call: an entry that cannot be built is
-logged and left out. :func:`route_set` mounts the pages, behind the HTTP port's token.
+:class:`~gatekeeper.server.verdicts.VerdictObserver` sees them (over gRPC and HTTP),
+Analyze verdicts from :class:`~gatekeeper.server.analysis.AnalysisService` with the data
+they were judged on (preflights, which judge no canary, without data). Keeping a verdict
+never fails a call: an entry that cannot be built is logged and left out.
+:func:`route_set` mounts the pages, behind the HTTP port's token.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gatekeeper.server.http import RouteSet
 from gatekeeper.server.logs import REQUEST_ID
 from gatekeeper.server.verdicts import Method, VerdictObserver
 from gatekeeper.ui import routes
-from gatekeeper.ui.store import Entry, VerdictStore, analyze_entry, judge_entry
+from gatekeeper.ui.store import Entry, VerdictStore, analyze_entry, judge_entry, verdict_entry
 
 log = logging.getLogger("gatekeeper.server")
 
@@ -45,13 +46,21 @@ class Recorder:
     def __call__(
         self, *, method: Method, request: pb.JudgeRequest | pb.AnalyzeRequest, verdict: pb.Verdict
     ) -> None:
-        """Keep a Judge verdict (Analyze ones come with their data via :meth:`analyzed`)."""
+        """Keep a Judge verdict, or a preflight's (other Analyze verdicts come with their
+        data via :meth:`analyzed`)."""
         if self.also is not None:
             self.also(method=method, request=request, verdict=verdict)
-        if method != "Judge":
-            return
-        assert isinstance(request, pb.JudgeRequest)
-        self._keep(lambda: judge_entry(_ident(), at=time.time(), request=request, verdict=verdict))
+        if isinstance(request, pb.JudgeRequest):
+            self._keep(
+                lambda: judge_entry(_ident(), at=time.time(), request=request, verdict=verdict)
+            )
+        elif request.preflight:
+            label = f"preflight of {request.spec_name or 'an inline spec'}"
+            self._keep(
+                lambda: verdict_entry(
+                    _ident(), at=time.time(), call="Analyze", label=label, verdict=verdict
+                )
+            )
 
     def analyzed(self, analyzed: Analyzed) -> None:
         """Keep an Analyze verdict with the data it fetched (called in Analyze's thread)."""

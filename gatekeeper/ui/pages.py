@@ -122,10 +122,12 @@ def _points(data: MetricData) -> int:
 
 
 def _queries(data: MetricData, page: Page) -> list[str]:
-    if not data.queries:
-        return []
+    return _query_items(list(data.queries), page) if data.queries else []
+
+
+def _query_items(queries: list[str], page: Page) -> list[str]:
     items = []
-    for shown in data.queries:
+    for shown in queries:
         side, _, query = shown.partition(": ")
         if not query:
             items.append(f"<li>{escape(shown)}</li>")
@@ -206,6 +208,22 @@ def _metric_section(data: MetricData, result: pb.MetricResult | None, page: Page
     return out
 
 
+def _result_section(result: pb.MetricResult, page: Page) -> list[str]:
+    """A metric the verdict has no data of (a preflight): its outcome, reason and numbers."""
+    outcome = pb.Outcome.Name(result.outcome).removeprefix("OUTCOME_")
+    out = [
+        f'<section class="metric" data-metric="{escape(result.name)}">',
+        f"<h2>{escape(result.name)}: <span class='outcome'>{escape(outcome)}</span></h2>",
+        f"<p class='reason'>{escape(result.reason)}</p>",
+        "<p>No chart: the verdict's data were not kept.</p>",
+        *_summary_table(result),
+    ]
+    if result.queries:
+        out += _query_items(list(result.queries), page)
+    out.append("</section>")
+    return out
+
+
 def _timeline(page: Page) -> list[str]:
     if page.decided is None and len(page.looks) <= 1:
         return []
@@ -260,5 +278,9 @@ def verdict_page(page: Page) -> str:
     body = [*_head(page), *_timeline(page)]
     for data in page.metrics:
         body += _metric_section(data, results.get(data.settings.name), page)
+    charted = {data.settings.name for data in page.metrics}
+    for result in page.verdict.metrics:
+        if result.name not in charted:
+            body += _result_section(result, page)
     title = f"{decision_name(page.verdict.decision)} {page.label}: canary-gatekeeper"
     return document(title, body)

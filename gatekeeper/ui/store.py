@@ -257,3 +257,16 @@ def analyze_entry(
         analysis=analysis,
         size=data_bytes(metrics) + verdict.ByteSize(),
     )
+
+
+def verdict_entry(ident: str, *, at: float, call: str, label: str, verdict: pb.Verdict) -> Entry:
+    """An entry of a verdict without data to chart (an Analyze preflight)."""
+    return Entry(
+        id=ident,
+        at=at,
+        call=call,
+        label=label,
+        verdict=verdict,
+        load=tuple,
+        size=verdict.ByteSize(),
+    )

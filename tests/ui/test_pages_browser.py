@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,35 @@ def _statuses(server: app.ServerThread, ids: dict[str, str]) -> dict[str, int]:
     return found
 
 
+@dataclass
+class Seen:
+    """What the module's server gave: loaded pages, HTTP statuses, page ids, a preflight's page."""
+
+    loaded: dict[str, Any]
+    statuses: dict[str, int]
+    ids: dict[str, str]
+    folder: Path
+    preflight: str
+
+
+def _preflight(server: app.ServerThread, prometheus: PrometheusServer) -> str:
+    """A preflight over gRPC, and its page over HTTP."""
+    message = pb.AnalyzeRequest(
+        spec_name="healthy", baseline_selector='track="baseline"', preflight=True
+    )
+    message.end.FromDatetime(datetime.datetime.fromtimestamp(prometheus.end, datetime.UTC))
+    with GatekeeperClient(server.target, security=Security(token=TOKEN)) as client:
+        client.analyze(message, request_id="preflight-1")
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answer = http_client.call(
+        _base(server) + page_path("preflight-1"), method="GET", headers=headers
+    )
+    assert answer.status == 200
+    return answer.body.decode()
+
+
 @pytest.fixture(scope="module")
-def pages(
-    prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[dict[str, Any], dict[str, int], dict[str, str], Path]:
+def pages(prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory) -> Seen:
     specs = tmp_path_factory.mktemp("specs")
     for spec, _ in CASES.values():
         (specs / f"{spec}.yaml").write_text(SPEC.format(service=spec))
@@ -121,17 +147,18 @@ def pages(
         ids = _judge_verdicts(server, prometheus)
         folder = tmp_path_factory.mktemp("screenshots")
         statuses = _statuses(server, ids)
+        preflight = _preflight(server, prometheus)
         loaded = asyncio.run(_load(server, ids, folder))
     finally:
         server.stop()
-    return loaded, statuses, ids, folder
+    return Seen(loaded, statuses, ids, folder, preflight)
 
 
 @pytest.mark.parametrize("name", [*CASES, "histograms"])
 def test_each_page_loads_clean_and_charts_every_metric_on_both_sides(
-    pages: tuple[dict[str, Any], dict[str, int], dict[str, str], Path], name: str
+    pages: Seen, name: str
 ) -> None:
-    loaded = pages[0][name]
+    loaded = pages.loaded[name]
     assert loaded.errors == []
     facts = loaded.facts
     expected = CASES[name][1] if name in CASES else "FAIL"
@@ -150,10 +177,10 @@ def test_each_page_loads_clean_and_charts_every_metric_on_both_sides(
 @pytest.mark.parametrize("name", list(CASES))
 def test_analyze_pages_show_the_looks_and_link_each_query_to_prometheus(
     prometheus: PrometheusServer,
-    pages: tuple[dict[str, Any], dict[str, int], dict[str, str], Path],
+    pages: Seen,
     name: str,
 ) -> None:
-    facts = pages[0][name].facts
+    facts = pages.loaded[name].facts
     for metric in facts["metrics"]:
         assert metric["bands"] == LOOKS, metric  # the effect and its bounds, look by look
         graphs = [link for link in metric["links"] if link.startswith(f"{prometheus.url}/graph?")]
@@ -162,9 +189,9 @@ def test_analyze_pages_show_the_looks_and_link_each_query_to_prometheus(
 
 
 def test_the_list_shows_every_verdict_and_the_pages_need_the_token(
-    pages: tuple[dict[str, Any], dict[str, int], dict[str, str], Path],
+    pages: Seen,
 ) -> None:
-    loaded, statuses, ids, _ = pages
+    loaded, statuses, ids = pages.loaded, pages.statuses, pages.ids
     assert loaded["list"].errors == []
     links = loaded["list"].facts["links"]
     for ident in ids.values():
@@ -172,3 +199,12 @@ def test_the_list_shows_every_verdict_and_the_pages_need_the_token(
     assert set(statuses.values()) - {404} == {401}
     assert statuses["missing"] == 404
     assert_not_blank(loaded["list"].screenshot)
+
+
+def test_a_preflight_has_a_page_with_every_metric_and_no_chart(pages: Seen) -> None:
+    text = pages.preflight
+    assert "preflight of healthy" in text
+    for name in ("error-rate", "latency-p99"):
+        assert f'data-metric="{name}"' in text
+    assert "No chart: the verdict's data were not kept." in text
+    assert "<svg" not in text
