@@ -81,6 +81,7 @@ class Tested:
 
     p_fail: float
     finish: Callable[[float, float], Comparison]
+    passes: Callable[[float], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ _SETTLED = _Need()
 
 def _settled(comparison: Comparison) -> Tested:
     """A comparison that no level changes (no data): tested and finished alike."""
-    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison)
+    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison, lambda _beta: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +348,7 @@ def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     p_fail, p_pass, harm = _combine(settings.direction, tests)
     core = _Core(_RATIO_TEST, p_fail, p_pass, harm, b_summary, c_summary)
     state = _RatioTested(core, counts, settings, looks)
-    return Tested(p_fail, functools.partial(_finish_ratio, state))
+    return Tested(p_fail, functools.partial(_finish_ratio, state), lambda beta: p_pass <= beta)
 
 
 def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
@@ -544,7 +545,9 @@ def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     state = _ValuesTested(
         core, b_sorted, c_sorted, level, margin, pass_margin, direction, cles, looks
     )
-    return Tested(p_fail, functools.partial(_finish_values, state))
+    return Tested(
+        p_fail, functools.partial(_finish_values, state), functools.partial(_values_pass, state)
+    )
 
 
 def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Comparison:
@@ -554,13 +557,8 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
     # PASS, non-strict: the bound at confidence 1 - beta (spent over the looks) lies at or
     # inside the PASS boundary, so identical samples (all zeros too) pass once there are
     # enough of them. EITHER needs both bounds at beta, not the effect's alpha / 2.
-    bounds = hl
-    if direction is Direction.EITHER:
-        pass_level = state.looks.share(beta)
-        bounds = _hl(state, pass_level, pass_level)
-    passed = (direction is Direction.DECREASE or bounds.upper <= state.pass_margin) and (
-        direction is Direction.INCREASE or bounds.lower >= -state.pass_margin
-    )
+    bounds = hl if direction is not Direction.EITHER else _pass_bounds(state, beta)
+    passed = _inside_pass_boundary(bounds, state)
     unit = level if level > 0 else 1.0
     scale = "relative_shift" if level > 0 else "shift"
     effect = Effect(
@@ -580,6 +578,23 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
         f"(n={state.canary.size} vs {state.baseline.size})"
     )
     return core.comparison(effect, detail, need, "samples", passed=passed)
+
+
+def _pass_bounds(state: _ValuesTested, beta: float) -> mann_whitney.HodgesLehmannResult:
+    level = state.looks.share(beta)
+    return _hl(state, level, level)
+
+
+def _inside_pass_boundary(bounds: mann_whitney.HodgesLehmannResult, state: _ValuesTested) -> bool:
+    """Whether the PASS bound(s) lie at or inside the PASS boundary (non-strict)."""
+    direction = state.direction
+    return (direction is Direction.DECREASE or bounds.upper <= state.pass_margin) and (
+        direction is Direction.INCREASE or bounds.lower >= -state.pass_margin
+    )
+
+
+def _values_pass(state: _ValuesTested, beta: float) -> bool:
+    return _inside_pass_boundary(_pass_bounds(state, beta), state)
 
 
 def _hl(state: _ValuesTested, lower: float, upper: float) -> mann_whitney.HodgesLehmannResult:
@@ -744,7 +759,7 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     state = _HistogramTested(
         core, canary, q, q_base, q_canary, at, direction, tests, boundary, settings.tolerance
     )
-    return Tested(p_fail, functools.partial(_finish_histogram, state))
+    return Tested(p_fail, functools.partial(_finish_histogram, state), lambda beta: p_pass <= beta)
 
 
 def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Comparison:
@@ -778,6 +793,11 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
         f"{_num(state.thresholds.fail_high)} vs {_pct(1 - q)} expected"
     )
     detail += _resolution_note(boundary, q_base, state.tolerance)
+    if state.direction is not Direction.DECREASE and state.thresholds.pass_high <= q_base:
+        detail += (
+            f"; no bucket bound lies between the baseline p{name} {_num(q_base)} and the PASS "
+            "boundary, so these buckets cannot show the canary inside it: add a bound there"
+        )
     return state.core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 
