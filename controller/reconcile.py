@@ -30,7 +30,7 @@ from typing import Any
 
 from controller import analysis as analyses
 from controller import events as transitions
-from controller import loadtest
+from controller import finalizer, loadtest
 from controller.clock import Clock
 from controller.kube import Kube
 from controller.model import (
@@ -169,7 +169,10 @@ class Reconciler:
         stored = status_from_dict(canary.get("status"))
         generation = int(meta.get("generation") or 0)
         committed = [stored]  # the status last written (a rollback is written before acting)
+        if finalizer.deleting(canary):
+            return self._finalize(canary, stored, namespace=namespace)
         try:
+            finalizer.hold(self.kube, canary)  # never manage a target a deletion would strand
             spec = parse_spec(canary.get("spec"), name=name)
             status, requeue = self._step(canary, spec, committed, namespace=namespace)
         except RollbackFailed as exc:
@@ -188,6 +191,37 @@ class Reconciler:
         self._commit(canary, committed[-1], status, recovered=self._rollback_failing(canary))
         self._clean_jobs(canary, before=stored, after=status, namespace=namespace)
         return requeue
+
+    def _finalize(self, canary: Object, stored: Status, *, namespace: str) -> float | None:
+        """The Canary was deleted: give all traffic back to the target, then let go."""
+        name = canary["metadata"]["name"]
+        try:
+            names = Names(canary=name, target="")
+            stable = self.kube.get(DEPLOYMENTS, namespace=namespace, name=names.stable)
+            if stable is not None:
+                spec = parse_spec(canary.get("spec"), name=name)
+                world = self._world(canary, spec, namespace=namespace)
+                total = spec.router.total_replicas or stored.replicas
+                size = finalizer.serving_size(total=total, stable=stable, target=world.target)
+                waiting = finalizer.restore(
+                    self.kube,
+                    namespace=namespace,
+                    target=world.target,
+                    size=size,
+                    router=world.router,
+                )
+                if waiting is not None:
+                    return self._report(canary, stored, message=waiting, retry=True)
+            finalizer.let_go(self.kube, canary)
+        except Waiting:  # no target: nothing can take the traffic, nothing to restore
+            log.warning("Canary %s/%s deleted without its target", namespace, name)
+            finalizer.let_go(self.kube, canary)
+        except (SpecError, RouterError, TargetError, KubeError) as exc:
+            log.warning("deleting Canary %s/%s: %s", namespace, name, exc)
+            message = f"deleting: cannot restore the target yet, retrying: {exc}"
+            return self._report(canary, stored, message=message, retry=True)
+        log.info("Canary %s/%s deleted: all traffic to its target", namespace, name)
+        return None
 
     # --- observe ---------------------------------------------------------------------
 
