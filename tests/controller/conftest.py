@@ -461,3 +461,13 @@ def rig(kube: Kube, deployments: DeploymentController, clock: ManualClock) -> An
     from tests.controller.helpers import Rig  # noqa: PLC0415  (helpers import this module)
 
     return Rig(kube=kube, deployments=deployments, clock=clock)
+
+
+@pytest.fixture
+def hook() -> Iterator[Any]:
+    """A webhook receiver (tests.controller.helpers.Hook) on 127.0.0.1."""
+    from tests.controller.helpers import Hook  # noqa: PLC0415  (helpers import this module)
+
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()
