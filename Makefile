@@ -42,8 +42,10 @@ test: lint typecheck layers unit
 demo: venv
 	$(BIN)/gatekeeper demo
 
+# The small Judge is compared with the last commit before the two-margin rule.
+BENCH_AGAINST ?= d535842
 bench: venv
-	$(BIN)/python benchmarks/judge_cost.py
+	$(BIN)/python benchmarks/judge_cost.py --against $(BENCH_AGAINST)
 
 bench-analyze: venv system-deps
 	$(BIN)/python benchmarks/analyze_cost.py

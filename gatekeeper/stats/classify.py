@@ -81,6 +81,7 @@ class Tested:
 
     p_fail: float
     finish: Callable[[float, float], Comparison]
+    passes: Callable[[float], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ _SETTLED = _Need()
 
 def _settled(comparison: Comparison) -> Tested:
     """A comparison that no level changes (no data): tested and finished alike."""
-    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison)
+    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison, lambda _beta: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,12 +182,34 @@ class _Tests:
 
 def _combine(direction: Direction, tests: _Tests) -> tuple[float, float, Outcome]:
     if direction is Direction.INCREASE:
-        return tests.fail_high, tests.pass_high, Outcome.HIGH
+        harm = Outcome.HIGH
+    elif direction is Direction.DECREASE:
+        harm = Outcome.LOW
+    else:
+        harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
+    return (
+        _fail_p(direction, tests.fail_high, tests.fail_low),
+        _pass_p(direction, tests.pass_high, tests.pass_low),
+        harm,
+    )
+
+
+def _fail_p(direction: Direction, high: float, low: float) -> float:
+    """The FAIL p-value of a direction from the two one-sided ones (EITHER: Bonferroni)."""
+    if direction is Direction.INCREASE:
+        return high
     if direction is Direction.DECREASE:
-        return tests.fail_low, tests.pass_low, Outcome.LOW
-    harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
-    p_fail = min(1.0, 2.0 * min(tests.fail_high, tests.fail_low))
-    return p_fail, max(tests.pass_high, tests.pass_low), harm
+        return low
+    return min(1.0, 2.0 * min(high, low))
+
+
+def _pass_p(direction: Direction, high: float, low: float) -> float:
+    """The PASS p-value of a direction (EITHER needs both sides: intersection-union)."""
+    if direction is Direction.INCREASE:
+        return high
+    if direction is Direction.DECREASE:
+        return low
+    return max(high, low)
 
 
 def _purposes(direction: Direction) -> tuple[str, str]:
@@ -212,21 +235,27 @@ def _levels(direction: Direction, alpha: float, beta: float) -> tuple[float, flo
 
 
 def _projected_need(
-    p_values: Callable[[float], tuple[float, float]], alpha: float, beta: float, current: float
+    *,
+    p_pass: Callable[[float], float],
+    p_fail: Callable[[float], float],
+    alpha: float,
+    beta: float,
+    current: float,
 ) -> _Need:
     """Extra canary units for the PASS bound, else the FAIL bound, to settle.
 
-    ``p_values(scale)`` gives (p_fail, p_pass) with every count multiplied by ``scale``, at
-    the current estimate; the PASS boundary is the one a promotion waits for.
+    ``p_pass(scale)`` and ``p_fail(scale)`` are the tests with every count multiplied by
+    ``scale``, at the current estimate; the PASS boundary is the one a promotion waits for,
+    and only when it is out of reach is the FAIL boundary's need computed.
     """
 
     def extra(scale: float) -> float:
         return math.inf if math.isinf(scale) else (scale - 1.0) * current
 
-    passing = extra(power.scale_to_settle(lambda scale: p_values(scale)[1] <= beta))
+    passing = extra(power.scale_to_settle(lambda scale: p_pass(scale) <= beta))
     if math.isfinite(passing):
         return _Need(passing, 0.0)
-    failing = extra(power.scale_to_settle(lambda scale: p_values(scale)[0] <= alpha))
+    failing = extra(power.scale_to_settle(lambda scale: p_fail(scale) <= alpha))
     return _Need(passing, failing)
 
 
@@ -244,6 +273,14 @@ def _ratio_summary(series: RatioSeries) -> SideSummary:
 
 
 def _ratio_tests(counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks) -> _Tests:
+    fail_high, fail_low = _ratio_fail(counts, settings, looks)
+    pass_high, pass_low = _ratio_passes(counts, settings, looks)
+    return _Tests(fail_high, pass_high, fail_low, pass_low)
+
+
+def _ratio_p(looks: Looks, counts: rates.StratifiedCounts) -> Callable[[float, str, str], float]:
+    """The rate-ratio p-value: fixed-sample, or its e-process over the looks."""
+
     def p_value(ratio: float, alternative: str, purpose: str) -> float:
         if looks.anytime:
             return sequential.ratio_pvalue(
@@ -251,21 +288,39 @@ def _ratio_tests(counts: rates.StratifiedCounts, settings: MetricSettings, looks
             )
         return rates.rate_ratio_pvalue(counts=counts, ratio=ratio, alternative=alternative)
 
-    fail, passing, direction = settings.fail_margin, settings.pass_margin, settings.direction
+    return p_value
+
+
+def _ratio_fail(
+    counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks
+) -> tuple[float, float]:
+    """(upward, downward) FAIL p-values at the FAIL boundary (downward 1 for INCREASE)."""
+    p_value = _ratio_p(looks, counts)
+    fail, direction = settings.fail_margin, settings.direction
     high = 1.0 + fail.relative
-    fail_high = p_value(high, "greater", "fail")
-    pass_high = _ratio_pass(counts, passing, looks, p_value, upward=True)
-    fail_low, pass_low = 1.0, 0.0
+    fail_high, fail_low = p_value(high, "greater", "fail"), 1.0
     if direction is not Direction.INCREASE:
         fail_low = p_value(1.0 / high, "less", "fail")
-        pass_low = _ratio_pass(counts, passing, looks, p_value, upward=False)
     if fail.absolute > 0:  # FAIL needs both the ratio and the difference beyond the boundary
         up = rates.rate_difference_test(counts=counts, factor=high, offset=fail.absolute)
         fail_high = max(fail_high, looks.spent(up.p_greater))
         if direction is not Direction.INCREASE:
             down = rates.rate_difference_test(counts=counts, factor=1 / high, offset=-fail.absolute)
             fail_low = max(fail_low, looks.spent(down.p_less))
-    return _Tests(fail_high, pass_high, fail_low, pass_low)
+    return fail_high, fail_low
+
+
+def _ratio_passes(
+    counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks
+) -> tuple[float, float]:
+    """(upward, downward) PASS p-values at the PASS boundary (downward 0 for INCREASE)."""
+    p_value = _ratio_p(looks, counts)
+    passing = settings.pass_margin
+    pass_high = _ratio_pass(counts, passing, looks, p_value, upward=True)
+    pass_low = 0.0
+    if settings.direction is not Direction.INCREASE:
+        pass_low = _ratio_pass(counts, passing, looks, p_value, upward=False)
+    return pass_high, pass_low
 
 
 def _ratio_pass(
@@ -347,7 +402,7 @@ def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     p_fail, p_pass, harm = _combine(settings.direction, tests)
     core = _Core(_RATIO_TEST, p_fail, p_pass, harm, b_summary, c_summary)
     state = _RatioTested(core, counts, settings, looks)
-    return Tested(p_fail, functools.partial(_finish_ratio, state))
+    return Tested(p_fail, functools.partial(_finish_ratio, state), lambda beta: p_pass <= beta)
 
 
 def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
@@ -375,12 +430,22 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
         scale="rate_ratio",
     )
 
-    def projected(scale: float) -> tuple[float, float]:
-        more = rates.scaled(counts, scale)
-        return _combine(direction, _ratio_tests(more, settings, looks))[:2]
+    def projected_pass(scale: float) -> float:
+        return _pass_p(direction, *_ratio_passes(rates.scaled(counts, scale), settings, looks))
+
+    def projected_fail(scale: float) -> float:
+        return _fail_p(direction, *_ratio_fail(rates.scaled(counts, scale), settings, looks))
 
     settled = p_fail <= alpha or p_pass <= beta
-    need = _SETTLED if settled else _projected_need(projected, alpha, beta, counts.canary_total)
+    need = _SETTLED
+    if not settled:
+        need = _projected_need(
+            p_pass=projected_pass,
+            p_fail=projected_fail,
+            alpha=alpha,
+            beta=beta,
+            current=counts.canary_total,
+        )
     detail = (
         f"canary rate {_pct(core.canary.rate)} vs baseline {_pct(core.baseline.rate)}, "
         f"rate ratio {_num(interval.ratio)} [{_num(lower)}, {_num(upper)}]"
@@ -544,7 +609,9 @@ def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     state = _ValuesTested(
         core, b_sorted, c_sorted, level, margin, pass_margin, direction, cles, looks
     )
-    return Tested(p_fail, functools.partial(_finish_values, state))
+    return Tested(
+        p_fail, functools.partial(_finish_values, state), functools.partial(_values_pass, state)
+    )
 
 
 def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Comparison:
@@ -554,13 +621,8 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
     # PASS, non-strict: the bound at confidence 1 - beta (spent over the looks) lies at or
     # inside the PASS boundary, so identical samples (all zeros too) pass once there are
     # enough of them. EITHER needs both bounds at beta, not the effect's alpha / 2.
-    bounds = hl
-    if direction is Direction.EITHER:
-        pass_level = state.looks.share(beta)
-        bounds = _hl(state, pass_level, pass_level)
-    passed = (direction is Direction.DECREASE or bounds.upper <= state.pass_margin) and (
-        direction is Direction.INCREASE or bounds.lower >= -state.pass_margin
-    )
+    bounds = hl if direction is not Direction.EITHER else _pass_bounds(state, beta)
+    passed = _inside_pass_boundary(bounds, state)
     unit = level if level > 0 else 1.0
     scale = "relative_shift" if level > 0 else "shift"
     effect = Effect(
@@ -580,6 +642,23 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
         f"(n={state.canary.size} vs {state.baseline.size})"
     )
     return core.comparison(effect, detail, need, "samples", passed=passed)
+
+
+def _pass_bounds(state: _ValuesTested, beta: float) -> mann_whitney.HodgesLehmannResult:
+    level = state.looks.share(beta)
+    return _hl(state, level, level)
+
+
+def _inside_pass_boundary(bounds: mann_whitney.HodgesLehmannResult, state: _ValuesTested) -> bool:
+    """Whether the PASS bound(s) lie at or inside the PASS boundary (non-strict)."""
+    direction = state.direction
+    return (direction is Direction.DECREASE or bounds.upper <= state.pass_margin) and (
+        direction is Direction.INCREASE or bounds.lower >= -state.pass_margin
+    )
+
+
+def _values_pass(state: _ValuesTested, beta: float) -> bool:
+    return _inside_pass_boundary(_pass_bounds(state, beta), state)
 
 
 def _hl(state: _ValuesTested, lower: float, upper: float) -> mann_whitney.HodgesLehmannResult:
@@ -647,7 +726,8 @@ class _HistogramTested:
     q_canary: float
     thresholds: _Thresholds
     direction: Direction
-    tests: Callable[[float], _Tests]  # at a scale of the canary's counts
+    fail_p: Callable[[float], float]  # at a scale of the canary's counts
+    pass_p: Callable[[float], float]
     boundary: tails.TailTestResult  # the upward FAIL test at the current counts
     tolerance: float
 
@@ -701,14 +781,14 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     q = settings.quantile
     test = f"tail exceedance above baseline p{_quantile_name(q)} (exact binomial)"
     if baseline.count <= 0 or canary.count <= 0:
-        side = "baseline" if baseline.count <= 0 else "canary"
+        empty = "baseline" if baseline.count <= 0 else "canary"
         return _settled(
             _no_data(
                 test,
                 "quantile_ratio",
                 _histogram_summary(baseline, 0.0),
                 _histogram_summary(canary, 0.0),
-                f"no {side} observations",
+                f"no {empty} observations",
             )
         )
     bounds = baseline.upper_bounds
@@ -717,22 +797,34 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     direction = settings.direction
     at = _tail_thresholds(settings, bounds, q_base, _beyond_last_bucket(baseline, q))
 
-    def tests(scale: float) -> _Tests:
-        def side(threshold: float) -> tails.TailTestResult:
-            return tails.tail_test(
-                baseline=baseline, canary=canary, q=q, threshold=threshold, scale=scale
-            )
+    def exceeding(threshold: float, scale: float) -> tails.TailTestResult:
+        return tails.tail_test(
+            baseline=baseline, canary=canary, q=q, threshold=threshold, scale=scale
+        )
 
-        fail_high = _tail_p(side(at.fail_high), q, looks, "greater", "fail")
-        pass_high = _tail_p(side(at.pass_high), q, looks, "less", "pass")
-        fail_low, pass_low = 1.0, 0.0
-        if direction is not Direction.INCREASE:
-            fail_low = _tail_p(side(at.fail_low), q, looks, "less", "fail")
-            pass_low = _tail_p(side(at.pass_low), q, looks, "greater", "pass")
-        return _Tests(fail_high, pass_high, fail_low, pass_low)
+    def fail_p(scale: float) -> float:
+        high = _tail_p(exceeding(at.fail_high, scale), q, looks, "greater", "fail")
+        if direction is Direction.INCREASE:
+            return high
+        return _fail_p(
+            direction, high, _tail_p(exceeding(at.fail_low, scale), q, looks, "less", "fail")
+        )
 
-    p_fail, p_pass, harm = _combine(direction, tests(1.0))
-    boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=at.fail_high)
+    def pass_p(scale: float) -> float:
+        high = _tail_p(exceeding(at.pass_high, scale), q, looks, "less", "pass")
+        if direction is Direction.INCREASE:
+            return high
+        low = _tail_p(exceeding(at.pass_low, scale), q, looks, "greater", "pass")
+        return _pass_p(direction, high, low)
+
+    boundary = exceeding(at.fail_high, 1.0)
+    p_fail, p_pass = fail_p(1.0), pass_p(1.0)
+    if direction is Direction.EITHER:  # the harm is the side whose FAIL test is the stronger
+        low = _tail_p(exceeding(at.fail_low, 1.0), q, looks, "less", "fail")
+        high = _tail_p(boundary, q, looks, "greater", "fail")
+        harm = Outcome.HIGH if high <= low else Outcome.LOW
+    else:
+        harm = Outcome.HIGH if direction is Direction.INCREASE else Outcome.LOW
     core = _Core(
         test,
         p_fail,
@@ -742,9 +834,19 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         _histogram_summary(canary, boundary.canary_share),
     )
     state = _HistogramTested(
-        core, canary, q, q_base, q_canary, at, direction, tests, boundary, settings.tolerance
+        core,
+        canary,
+        q,
+        q_base,
+        q_canary,
+        at,
+        direction,
+        fail_p,
+        pass_p,
+        boundary,
+        settings.tolerance,
     )
-    return Tested(p_fail, functools.partial(_finish_histogram, state))
+    return Tested(p_fail, functools.partial(_finish_histogram, state), lambda beta: p_pass <= beta)
 
 
 def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Comparison:
@@ -764,9 +866,12 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
     )
     need = _SETTLED
     if not (p_fail <= alpha or p_pass <= beta):
-        tests = state.tests
         need = _projected_need(
-            lambda s: _combine(direction, tests(s))[:2], alpha, beta, state.canary.count
+            p_pass=state.pass_p,
+            p_fail=state.fail_p,
+            alpha=alpha,
+            beta=beta,
+            current=state.canary.count,
         )
     name = _quantile_name(q)
     boundary = state.boundary
@@ -778,6 +883,11 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
         f"{_num(state.thresholds.fail_high)} vs {_pct(1 - q)} expected"
     )
     detail += _resolution_note(boundary, q_base, state.tolerance)
+    if state.direction is not Direction.DECREASE and state.thresholds.pass_high <= q_base:
+        detail += (
+            f"; no bucket bound lies between the baseline p{name} {_num(q_base)} and the PASS "
+            "boundary, so these buckets cannot show the canary inside it: add a bound there"
+        )
     return state.core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 

@@ -271,21 +271,31 @@ def binomial_pvalue(
         raise ValueError(f"p0 must be in (0, 1), got {p0!r}")
     if trials <= 0:
         return 1.0
-    return _p_from_log_e(
-        _binomial_log_e(successes, trials, p0, alternative, MIXTURES["tail", purpose])
-    )
+    log_e = _binomial_log_e(successes, trials, p0, alternative, MIXTURES["tail", purpose])
+    return _p_from_log_e(float(log_e[0]))
 
 
 def _binomial_log_e(
-    successes: float, trials: float, p0: float, alternative: str, mixture: Mixture
-) -> float:
-    """log of the mixture e-process of binomial likelihood ratios against ``p0``."""
+    successes: float, trials: float, p0: float | FloatArray, alternative: str, mixture: Mixture
+) -> FloatArray:
+    """log of the mixture e-process of binomial likelihood ratios against each ``p0``."""
     sign = 1.0 if alternative == "greater" else -1.0
-    odds = p0 / (1.0 - p0) * np.exp(sign * mixture.offsets)
+    base = np.atleast_1d(np.asarray(p0, dtype=float))[None, :]  # (1, K)
+    odds = base / (1.0 - base) * np.exp(sign * mixture.offsets)[:, None]  # (G, K)
     p = odds / (1.0 + odds)
     failures = trials - successes
-    log_lr = successes * (np.log(p) - math.log(p0)) + failures * (np.log1p(-p) - math.log1p(-p0))
-    return _log_mixture(log_lr, mixture)
+    log_lr = successes * (np.log(p) - np.log(base)) + failures * (np.log1p(-p) - np.log1p(-base))
+    weighted = log_lr + mixture.log_weights[:, None]
+    top = weighted.max(axis=0)
+    return np.asarray(top + np.log(np.exp(weighted - top).sum(axis=0)), dtype=float)
+
+
+def _p_from_log_es(log_e: FloatArray) -> FloatArray:
+    return np.asarray(np.where(log_e <= 0, 1.0, np.exp(-np.maximum(log_e, 0.0))), dtype=float)
+
+
+#: Points of the baseline-rate grid on which :func:`rate_margin_pvalue` bounds its supremum.
+_GRID = 24
 
 
 def rate_margin_pvalue(
@@ -299,7 +309,7 @@ def rate_margin_pvalue(
     """Anytime-valid p-value of ``H0: canary rate >= factor x baseline rate + offset``.
 
     Small when the canary's rate is shown below the boundary: the PASS test of a RATIO
-    metric with an absolute margin (for DECREASE call it with the sides' roles mirrored).
+    metric with an absolute margin (for DECREASE call it with the sides' roles swapped).
 
     Parameters
     ----------
@@ -315,20 +325,22 @@ def rate_margin_pvalue(
     Returns
     -------
     float
-        ``min(1, 2 sup_b min(p_c(factor b + offset), p_b(b)))``: ``p_c(r)`` is the
-        anytime p-value of "the canary's rate is >= r", ``p_b(b)`` that of "the baseline's
-        rate is <= b", each a mixture e-process of one side's binomial likelihood (Robbins,
-        1970; the one-sample confidence sequences of Howard et al., Annals of Statistics
-        49(2), 2021). Under H0 at true rates ``(b, c)`` the point ``(b, factor b + offset)``
-        has ``factor b + offset <= c``, so rejecting needs one of two valid tests at
-        ``beta / 2`` to reject a true null: a union bound, valid at every look. The
-        supremum over the boundary sits where the two p-values cross (one falls, the other
-        rises along it) and is found by bisection.
+        ``min(1, 2 sup_b min(p_c(factor b + offset), p_b(b)))``: ``p_c(r)`` is the anytime
+        p-value of "the canary's rate is >= r", ``p_b(b)`` that of "the baseline's rate is
+        <= b", each a mixture e-process of one side's binomial likelihood (Robbins, 1970;
+        the one-sample confidence sequences of Howard, Ramdas, McAuliffe and Sekhon, Annals
+        of Statistics 49(2), 2021). Under H0 at true rates ``(b, c)`` the boundary point
+        ``(b, factor b + offset)`` has ``factor b + offset <= c``, so a rejection needs one
+        of two valid tests at ``beta / 2`` to reject a true null: a union bound, valid at
+        every look.
 
     Notes
     -----
-    Each side's rate is taken as constant over the analysis (no strata): bursts that hit
-    both sides alike widen rather than bias the bounds only when traffic is spread alike.
+    Along the boundary ``p_c`` falls and ``p_b`` rises with ``b``, so on a grid
+    ``b_0 < ... < b_K`` the supremum is at most the largest ``min(p_c(b_i), p_b(b_{i+1}))``
+    (with ``p_c(0)`` below the grid and ``p_c(b_K)`` above it): an upper bound, so the test
+    stays valid whatever the grid. Each side's rate is taken as constant over the analysis
+    (no strata).
     """
     if not (factor > 0 and offset > 0 and dispersion >= 1.0):
         raise ValueError(
@@ -337,38 +349,41 @@ def rate_margin_pvalue(
         )
     b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
     c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
-    canary_mixture = MIXTURES["rate_canary", "pass"]
-    baseline_mixture = MIXTURES["rate_baseline", "pass"]
     top = (1.0 - offset) / factor  # largest baseline rate with a boundary below 1
-
-    def p_canary(b: float) -> float:
-        r = factor * b + offset
-        return _p_from_log_e(_binomial_log_e(c_bad, c_total, r, "less", canary_mixture))
-
-    def p_baseline(b: float) -> float:
-        return _p_from_log_e(_binomial_log_e(b_bad, b_total, b, "greater", baseline_mixture))
-
-    if top <= 0:
+    if top <= 0 or c_total <= 0:
         return 1.0
-    if c_total <= 0:
-        return 1.0
-    # Along the boundary p_canary falls and p_baseline rises with b; without baseline errors
-    # p_baseline is 1 throughout and the sup of their min is p_canary's at b = 0.
-    lo, hi = math.log(1e-15), math.log(top * (1 - 1e-9))
-    if b_bad <= 0 or b_total <= 0 or p_baseline(math.exp(lo)) >= p_canary(math.exp(lo)):
-        return min(1.0, 2.0 * p_canary(0.0))
-    if p_baseline(math.exp(hi)) <= p_canary(math.exp(hi)):
-        return min(1.0, 2.0 * p_baseline(math.exp(hi)))
-    for _ in range(60):  # keep p_baseline < p_canary at lo, >= at hi
-        mid = 0.5 * (lo + hi)
-        if p_baseline(math.exp(mid)) < p_canary(math.exp(mid)):
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-3:
-            break
-    # On [lo, hi] the min is at most p_canary(lo) and at most p_baseline(hi).
-    return min(1.0, 2.0 * min(p_canary(math.exp(lo)), p_baseline(math.exp(hi))))
+    canary_mixture = MIXTURES["rate_canary", "pass"]
+    if b_bad <= 0 or b_total <= 0:  # p_b is 1 throughout: the sup is p_c's at b = 0
+        p0 = _binomial_log_e(c_bad, c_total, offset, "less", canary_mixture)
+        return float(min(1.0, 2.0 * _p_from_log_es(p0)[0]))
+    baseline_mixture = MIXTURES["rate_baseline", "pass"]
+
+    def cells(low: float, high: float) -> tuple[FloatArray, FloatArray]:
+        """Grid on [low, high] and, per cell [b_i, b_i+1], min(p_c(b_i), p_b(b_i+1))."""
+        grid = np.geomspace(low, high, _GRID)
+        p_c = _p_from_log_es(
+            _binomial_log_e(c_bad, c_total, factor * grid + offset, "less", canary_mixture)
+        )
+        p_b = _p_from_log_es(_binomial_log_e(b_bad, b_total, grid, "greater", baseline_mixture))
+        return grid, np.minimum(p_c[:-1], p_b[1:])
+
+    estimate = min(b_bad / b_total, top)
+    low, high = max(estimate / 100.0, 1e-12), top * (1.0 - 1e-9)
+    # Below the grid the min is at most p_b(low) (p_b rises); above it at most p_c(high).
+    outside = max(
+        _p_from_log_es(_binomial_log_e(b_bad, b_total, low, "greater", baseline_mixture))[0],
+        _p_from_log_es(
+            _binomial_log_e(c_bad, c_total, factor * high + offset, "less", canary_mixture)
+        )[0],
+    )
+    grid, coarse = cells(low, high)
+    # The sup sits where the two cross: refine the largest coarse cell (and its neighbours).
+    peak = int(coarse.argmax())
+    first, last = max(0, peak - 1), min(_GRID - 1, peak + 2)
+    _, fine = cells(float(grid[first]), float(grid[last]))
+    rest = np.delete(coarse, np.arange(first, last))
+    sup = max(float(fine.max()), float(rest.max()) if rest.size else 0.0, float(outside))
+    return min(1.0, 2.0 * sup)
 
 
 def ratio_confidence_sequence(

@@ -184,6 +184,21 @@ def bucket_bound(*, upper_bounds: FloatArray, value: float, up: bool) -> float:
     return float(upper_bounds[index]) if index >= 0 else -math.inf
 
 
+def _surely_above(threshold: float, upper_bounds: FloatArray, rows: FloatArray) -> FloatArray:
+    """:func:`exceedance`'s ``surely`` for every row of cumulative counts at once."""
+    index = int(np.searchsorted(upper_bounds, threshold, side="left"))
+    if index > upper_bounds.size - 2:  # beyond the last finite bound: nothing is surely above
+        return np.zeros(rows.shape[0])
+    start, end = _bucket_start(upper_bounds, index), float(upper_bounds[index])
+    below = rows[:, index - 1] if index > 0 else np.zeros(rows.shape[0])
+    inside = rows[:, index] - below
+    if (index == 0 and threshold <= start) or end <= start:
+        fraction = 0.0
+    else:
+        fraction = min(1.0, max(0.0, (threshold - start) / (end - start)))
+    return np.asarray(rows[:, -1] - below - inside * fraction, dtype=float)
+
+
 @dataclass(frozen=True, slots=True)
 class TailTestResult:
     """The tail test at one threshold.
@@ -218,12 +233,7 @@ def exceedance_dispersion(
     keep = totals > 0
     if int(keep.sum()) < 2:
         return 1.0
-    above = np.array(
-        [
-            exceedance(threshold=threshold, upper_bounds=upper_bounds, cumulative=row).surely
-            for row in per_interval[keep]
-        ]
-    )
+    above = _surely_above(threshold, upper_bounds, per_interval[keep])
     n = totals[keep]
     share = above.sum() / n.sum()
     if share <= 0.0 or share >= 1.0:

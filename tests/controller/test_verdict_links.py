@@ -25,7 +25,7 @@ from gatekeeper.client import GatekeeperClient
 from gatekeeper.live import LiveSimulation
 from gatekeeper.server import app
 from tests.controller.conftest import NAMESPACE, DeploymentController
-from tests.controller.helpers import Rig
+from tests.controller.helpers import Hook, Rig
 from tests.controller.test_end_to_end import (
     ANALYSIS,
     BROKEN,
@@ -35,7 +35,6 @@ from tests.controller.test_end_to_end import (
     drive,
     start_rollout,
 )
-from tests.controller.test_production import Hook
 
 
 class PagedGatekeeper:
@@ -66,13 +65,6 @@ def paged(clock: ManualClock, memory: MemoryRouters) -> Iterator[PagedGatekeeper
     gatekeeper = PagedGatekeeper(clock=clock, memory=memory)
     yield gatekeeper
     gatekeeper.stop()
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    receiver = Hook()
-    yield receiver
-    receiver.server.shutdown()
 
 
 def _rig(  # noqa: PLR0917
