@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -15,6 +17,7 @@ from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from gatekeeper.server import app
 from gatekeeper.server.app import ServerThread
+from tests.integration.conftest import StartProcess, StartServer
 from tests.integration.grpc_server import Pki, judge_request, local_verdict
 from tests.integration.http_client import call, post_message, violations
 
@@ -104,7 +107,7 @@ def test_the_observer_sees_grpc_and_http_verdicts(server: ServerThread, recorder
     assert seen[0][2] == seen[1][2]
 
 
-def test_token_auth_is_shared_with_grpc(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_token_auth_is_shared_with_grpc(start_server: StartServer, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n")
     server = start_server(http_port=0, auth_token_file=token)
@@ -119,7 +122,7 @@ def test_token_auth_is_shared_with_grpc(start_server, tmp_path: Path) -> None:  
     assert call(f"{server.http_url}/healthz", method="GET").status == 200
 
 
-def test_tls_is_shared_with_grpc(start_server, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_tls_is_shared_with_grpc(start_server: StartServer, pki: Pki) -> None:
     server = start_server(http_port=0, tls_cert=pki.server_cert, tls_key=pki.server_key)
     url = server.http_url.replace("http://", "https://") + "/v1/judge"
     trusted = ssl.create_default_context(cafile=str(pki.ca))
@@ -128,7 +131,7 @@ def test_tls_is_shared_with_grpc(start_server, pki: Pki) -> None:  # type: ignor
         post_message(url, judge_request(), context=ssl.create_default_context())
 
 
-def test_mutual_tls_needs_a_client_certificate(start_server, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_mutual_tls_needs_a_client_certificate(start_server: StartServer, pki: Pki) -> None:
     server = start_server(
         http_port=0, tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca
     )
@@ -141,10 +144,26 @@ def test_mutual_tls_needs_a_client_certificate(start_server, pki: Pki) -> None: 
         post_message(url, judge_request(), context=anonymous)
 
 
-def test_while_draining_ready_is_503_and_calls_are_refused(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_while_draining_ready_is_503_and_calls_are_refused(start_server: StartServer) -> None:
     server = start_server(http_port=0)
     server.running.drain.draining = True
     assert call(f"{server.http_url}/readyz", method="GET").status == 503
     refused = post_message(f"{server.http_url}/v1/judge", judge_request())
     assert refused.status == 503 and "shutting down" in refused.json()["error"]["message"]
     assert call(f"{server.http_url}/healthz", method="GET").status == 200
+
+
+def test_serve_http_port_logs_verdicts_with_the_callers_request_id(
+    serve_process: StartProcess,
+) -> None:
+    served = serve_process("--http-port", "0", "--workers", "0", "--log-format", "json")
+    assert served.process.stdout is not None
+    line = served.process.stdout.readline()
+    match = re.search(r"http adapters on (http://[\d.]+:\d+)", line)
+    assert match, line
+    answer = post_message(
+        f"{match[1]}/v1/judge", judge_request(shift=2.0), headers={"X-Request-Id": "argo-7"}
+    )
+    assert answer.status == 200 and answer.json()["decision"] == "DECISION_FAIL"
+    logged = json.loads(served.wait_for_log(lambda text: '"decision"' in text))
+    assert logged["request_id"] == "argo-7" and logged["decision"] == "FAIL"
