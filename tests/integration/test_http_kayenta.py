@@ -17,7 +17,7 @@ from gatekeeper.server import app, kayenta_remote
 from gatekeeper.server.app import ServerThread
 from gatekeeper.stats.results import Decision
 from tests.integration.http_client import Answer, call, violations
-from tests.integration.peer_schemas import FIXTURES, blocks
+from tests.integration.peer_schemas import FIXTURES, ROOT, blocks
 
 PROMETHEUS_CONFIG = json.loads((FIXTURES / "kayenta" / "canary-config-prometheus.json").read_text())
 ATLAS_CONFIG = json.loads((FIXTURES / "kayenta" / "canary-config-atlas.json").read_text())
@@ -225,3 +225,10 @@ def test_the_documented_configuration_names_the_remote_judge() -> None:
     config = next(b for b in blocks("kayenta.md") if isinstance(b, dict) and "kayenta" in b)
     assert config["kayenta"]["remote-judge"]["enabled"] is True
     assert config["kayenta"]["remote-judge"]["endpoint"]["baseUrl"].endswith(":8080")
+
+
+def test_the_readmes_example_request_is_judged(server: ServerThread) -> None:
+    body = (ROOT / "examples" / "kayenta" / "remote-judge.json").read_bytes()
+    answer = result(call(f"{server.http_url}/judge", body=body))
+    assert {r["name"] for r in answer["results"]} == {"error-rate", "cpu", "latency"}
+    assert answer["score"]["classification"] == "Pass"
