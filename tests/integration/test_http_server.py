@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from google.protobuf import json_format
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
@@ -18,7 +19,7 @@ from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from gatekeeper.server import app
 from gatekeeper.server.app import ServerThread
 from tests.integration.conftest import StartProcess, StartServer
-from tests.integration.grpc_server import Pki, judge_request, local_verdict
+from tests.integration.grpc_server import ROOT, Pki, judge_request, local_verdict, wait_until
 from tests.integration.http_client import call, post_message, violations
 
 
@@ -167,3 +168,32 @@ def test_serve_http_port_logs_verdicts_with_the_callers_request_id(
     assert answer.status == 200 and answer.json()["decision"] == "DECISION_FAIL"
     logged = json.loads(served.wait_for_log(lambda text: '"decision"' in text))
     assert logged["request_id"] == "argo-7" and logged["decision"] == "FAIL"
+
+
+def test_the_manifests_serve_the_adapters_on_8080() -> None:
+    manifests = ROOT / "controller" / "manifests" / "gatekeeper.yaml"
+    documents = {d["kind"]: d for d in yaml.safe_load_all(manifests.read_text()) if d}
+    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--http-port=8080" in container["args"]
+    assert {"name": "http", "containerPort": 8080} in container["ports"]
+    ports = {p["name"]: p for p in documents["Service"]["spec"]["ports"]}
+    assert ports["http"]["port"] == 8080 and ports["http"]["targetPort"] == "http"
+
+
+def test_a_request_in_flight_at_shutdown_is_answered(start_server: StartServer) -> None:
+    server = start_server(http_port=0, workers=0)
+    big = judge_request(metrics=10, points=10_000)  # judged inline, a while
+    answers: list[int] = []
+    caller = threading.Thread(
+        target=lambda: answers.append(post_message(f"{server.http_url}/v1/judge", big).status)
+    )
+    caller.start()
+    wait_until(
+        lambda: (
+            server.running.metrics.sample("gatekeeper_judgements_total", {"where": "inline"}) >= 1
+            or bool(answers)
+        )
+    )
+    server.stop(grace=30)
+    caller.join(60)
+    assert answers == [200]
