@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 import grpc
 import grpc.aio
-from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
@@ -281,7 +280,7 @@ async def start(
     if config.http_port is not None:
         auth = None if token is None else BearerTokenAuth(token)
         gateway = Gateway(servicer, metrics, drain, auth, config.max_message_bytes)
-        http = await start_http(config, application(gateway, (*ADAPTERS, *routes)))
+        http = await start_http(config, gateway, routes)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
@@ -298,11 +297,13 @@ async def start(
     )
 
 
-async def start_http(config: ServerConfig, app: web.Application) -> HttpEndpoint:
-    """Serve ``app`` on ``config.http_port`` with gRPC's TLS."""
+async def start_http(
+    config: ServerConfig, gateway: Gateway, routes: Sequence[RouteSet] = ()
+) -> HttpEndpoint:
+    """Serve the adapters and ``routes`` on ``config.http_port`` with gRPC's TLS."""
     tls = ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.tls_client_ca)
     return await HttpEndpoint.start(
-        app,
+        application(gateway, (*ADAPTERS, *routes)),
         host=config.host,
         port=config.http_port or 0,
         tls=tls,

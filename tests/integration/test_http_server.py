@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import ssl
 import threading
 from collections.abc import Iterator
@@ -9,13 +11,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from google.protobuf import json_format
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from gatekeeper.server import app
 from gatekeeper.server.app import ServerThread
-from tests.integration.grpc_server import Pki, judge_request, local_verdict
+from tests.integration.conftest import StartProcess, StartServer
+from tests.integration.grpc_server import ROOT, Pki, judge_request, local_verdict, wait_until
 from tests.integration.http_client import call, post_message, violations
 
 
@@ -104,7 +108,7 @@ def test_the_observer_sees_grpc_and_http_verdicts(server: ServerThread, recorder
     assert seen[0][2] == seen[1][2]
 
 
-def test_token_auth_is_shared_with_grpc(start_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_token_auth_is_shared_with_grpc(start_server: StartServer, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("s3cret\n")
     server = start_server(http_port=0, auth_token_file=token)
@@ -119,7 +123,7 @@ def test_token_auth_is_shared_with_grpc(start_server, tmp_path: Path) -> None:  
     assert call(f"{server.http_url}/healthz", method="GET").status == 200
 
 
-def test_tls_is_shared_with_grpc(start_server, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_tls_is_shared_with_grpc(start_server: StartServer, pki: Pki) -> None:
     server = start_server(http_port=0, tls_cert=pki.server_cert, tls_key=pki.server_key)
     url = server.http_url.replace("http://", "https://") + "/v1/judge"
     trusted = ssl.create_default_context(cafile=str(pki.ca))
@@ -128,7 +132,7 @@ def test_tls_is_shared_with_grpc(start_server, pki: Pki) -> None:  # type: ignor
         post_message(url, judge_request(), context=ssl.create_default_context())
 
 
-def test_mutual_tls_needs_a_client_certificate(start_server, pki: Pki) -> None:  # type: ignore[no-untyped-def]
+def test_mutual_tls_needs_a_client_certificate(start_server: StartServer, pki: Pki) -> None:
     server = start_server(
         http_port=0, tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca
     )
@@ -141,10 +145,55 @@ def test_mutual_tls_needs_a_client_certificate(start_server, pki: Pki) -> None: 
         post_message(url, judge_request(), context=anonymous)
 
 
-def test_while_draining_ready_is_503_and_calls_are_refused(start_server) -> None:  # type: ignore[no-untyped-def]
+def test_while_draining_ready_is_503_and_calls_are_refused(start_server: StartServer) -> None:
     server = start_server(http_port=0)
     server.running.drain.draining = True
     assert call(f"{server.http_url}/readyz", method="GET").status == 503
     refused = post_message(f"{server.http_url}/v1/judge", judge_request())
     assert refused.status == 503 and "shutting down" in refused.json()["error"]["message"]
     assert call(f"{server.http_url}/healthz", method="GET").status == 200
+
+
+def test_serve_http_port_logs_verdicts_with_the_callers_request_id(
+    serve_process: StartProcess,
+) -> None:
+    served = serve_process("--http-port", "0", "--workers", "0", "--log-format", "json")
+    assert served.process.stdout is not None
+    line = served.process.stdout.readline()
+    match = re.search(r"http adapters on (http://[\d.]+:\d+)", line)
+    assert match, line
+    answer = post_message(
+        f"{match[1]}/v1/judge", judge_request(shift=2.0), headers={"X-Request-Id": "argo-7"}
+    )
+    assert answer.status == 200 and answer.json()["decision"] == "DECISION_FAIL"
+    logged = json.loads(served.wait_for_log(lambda text: '"decision"' in text))
+    assert logged["request_id"] == "argo-7" and logged["decision"] == "FAIL"
+
+
+def test_the_manifests_serve_the_adapters_on_8080() -> None:
+    manifests = ROOT / "controller" / "manifests" / "gatekeeper.yaml"
+    documents = {d["kind"]: d for d in yaml.safe_load_all(manifests.read_text()) if d}
+    container = documents["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--http-port=8080" in container["args"]
+    assert {"name": "http", "containerPort": 8080} in container["ports"]
+    ports = {p["name"]: p for p in documents["Service"]["spec"]["ports"]}
+    assert ports["http"]["port"] == 8080 and ports["http"]["targetPort"] == "http"
+
+
+def test_a_request_in_flight_at_shutdown_is_answered(start_server: StartServer) -> None:
+    server = start_server(http_port=0, workers=0)
+    big = judge_request(metrics=10, points=10_000)  # judged inline, a while
+    answers: list[int] = []
+    caller = threading.Thread(
+        target=lambda: answers.append(post_message(f"{server.http_url}/v1/judge", big).status)
+    )
+    caller.start()
+    wait_until(
+        lambda: (
+            server.running.metrics.sample("gatekeeper_judgements_total", {"where": "inline"}) >= 1
+            or bool(answers)
+        )
+    )
+    server.stop(grace=30)
+    caller.join(60)
+    assert answers == [200]

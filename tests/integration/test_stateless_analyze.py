@@ -10,7 +10,7 @@ import pytest
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient
-from gatekeeper.errors import FailedPrecondition
+from gatekeeper.errors import FailedPrecondition, InvalidArgument
 from gatekeeper.server import app
 from gatekeeper.server.app import ServerThread
 from tests.integration.conftest import StartServer
@@ -121,3 +121,16 @@ def test_without_a_prometheus_source_start_is_needed(start_server: StartServer) 
         pytest.raises(FailedPrecondition, match="--prometheus"),
     ):
         client.analyze(stateless("healthy"))
+
+
+def test_a_lookback_beyond_the_servers_window_limit_names_lookback(
+    start_server: StartServer, prometheus: PrometheusServer
+) -> None:
+    limited = start_server(prometheus_url=prometheus.url, max_window_seconds=86_400.0)
+    with (
+        GatekeeperClient(limited.target) as client,
+        pytest.raises(InvalidArgument) as caught,
+    ):
+        client.analyze(stateless("healthy", lookback=2 * 86_400))
+    assert caught.value.violations[0].field == "lookback"
+    assert "at most 24h" in caught.value.violations[0].description
