@@ -251,7 +251,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_kayenta(args: argparse.Namespace) -> int:
-    conversion = kayenta_import.convert_text(_read_text(args.config, "CONFIG.json"))
+    conversion = kayenta_import.convert_text(_read_text(args.config, "CONFIG.json"), mode=args.mode)
     for message in conversion.messages:
         print(f"note: {message}", file=sys.stderr)
     text = conversion.yaml()
@@ -396,9 +396,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay_command.register(commands)
     controller_cli.register(commands)
     kayenta = commands.add_parser(
-        "import-kayenta", help="convert a Kayenta canary config into a KAYENTA-mode spec"
+        "import-kayenta", help="convert a Kayenta canary config into an analysis spec"
     )
     kayenta.add_argument("config", metavar="CONFIG.json")
+    kayenta.add_argument(
+        "--mode",
+        choices=kayenta_import.MODES,
+        default="KAYENTA",
+        help="KAYENTA: Kayenta's own judgement (default); DEFAULT: the two-boundary rule, "
+        "allowed effect sizes as tolerances",
+    )
     kayenta.add_argument("-o", "--output-file", metavar="FILE", help="write the spec here")
     kayenta.set_defaults(run=_cmd_import_kayenta)
     demo_parser = commands.add_parser(
