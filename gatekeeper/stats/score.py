@@ -102,7 +102,7 @@ def decide(
     if scores.score >= pass_score:
         note = f"; non-critical regressions: {_list(regressed)}" if regressed else ""
         return Decision.PASS, (
-            f"every metric within tolerance{note}; score {scores.score:.0f}"
+            f"every metric inside its PASS boundary{note}; score {scores.score:.0f}"
             if not regressed
             else f"score {scores.score:.0f} >= pass {pass_score:.0f}{note}"
         )
