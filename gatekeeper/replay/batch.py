@@ -17,6 +17,7 @@ with the optional fsspec packages).
 from __future__ import annotations
 
 import math
+import posixpath
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -297,7 +298,10 @@ def sweep(
 def read_labelled(path: str | Path) -> list[LabelledRollout]:
     """A labelled set from a CSV index with columns ``file`` and ``label`` (good | bad).
 
-    ``file`` is relative to the index's folder; the rollout's name is the file's stem.
+    ``file`` is relative to the index's folder unless it is absolute or a URL; the
+    rollout's name is the file's stem. Paths are made absolute, so workers whose working
+    folder differs still find them; an index given as a URL (``s3://bucket/index.csv``,
+    read through pandas) keeps its files as URLs beside it.
 
     Raises
     ------
@@ -306,9 +310,9 @@ def read_labelled(path: str | Path) -> list[LabelledRollout]:
     """
     index = Path(path)
     try:
-        table = pd.read_csv(index, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument.single("FILE", f"cannot read {index}: {exc}") from None
+        table = pd.read_csv(str(path), dtype=str, keep_default_na=False)
+    except (OSError, ValueError, ImportError) as exc:
+        raise InvalidArgument.single("FILE", f"cannot read {path}: {exc}") from None
     missing = [c for c in ("file", "label") if c not in table.columns]
     if missing:
         raise InvalidArgument.single("columns", f"{index.name} lacks {', '.join(missing)}")
@@ -320,6 +324,15 @@ def read_labelled(path: str | Path) -> list[LabelledRollout]:
     if wrong:
         raise InvalidArgument(wrong)
     return [
-        LabelledRollout(Path(f).stem, label, index.parent / f)
+        LabelledRollout(Path(f).stem, label, _beside(str(path), f))
         for f, label in zip(table["file"], table["label"], strict=True)
     ]
+
+
+def _beside(index: str, file: str) -> str | Path:
+    """Where ``file`` named in ``index`` is: a URL or absolute path as is, else beside it."""
+    if "://" in file:
+        return file
+    if "://" in index:
+        return posixpath.join(posixpath.dirname(index), file)
+    return Path(index).absolute().parent / file
