@@ -11,8 +11,9 @@ file is read by the worker that judges it; only its path travels.
 
 Results are gathered by position, so they do not depend on scheduling, and a replay is the
 same wherever it runs (the judge has no randomness). Domain errors come back as data and
-are raised here with the rollout's name; anything unexpected propagates with a note naming
-the rollout. A progress bar goes to stderr when it is a terminal, or when asked.
+are raised here together, each field prefixed with its rollout's name; anything unexpected
+propagates with a note naming the rollout. A progress bar goes to stderr when it is a
+terminal, or when asked.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -105,13 +106,11 @@ def executor_slots(executor: Executor) -> int:
     return known if isinstance(known, int) and known > 0 else os.cpu_count() or 1
 
 
-def _raise(task: Task, failed: Failed) -> NoReturn:
+def _violations(task: Task, failed: Failed) -> list[FieldViolation]:
     name = task.rollout.name
     if failed.violations:
-        raise InvalidArgument(
-            [FieldViolation(f"{name}: {v.field}", v.description) for v in failed.violations]
-        )
-    raise InvalidArgument.single(name, failed.message)
+        return [FieldViolation(f"{name}: {v.field}", v.description) for v in failed.violations]
+    return [FieldViolation(name, failed.message)]
 
 
 def _show_progress(progress: bool | None) -> bool:
@@ -169,9 +168,12 @@ def run_tasks(
         else:
             with _local_pool(count) as pool:
                 outcomes = _on_executor(pool, tasks, slots=count, advance=bar.update)
-    replays: list[tuple[Replay, ...]] = []
-    for task, outcome in zip(tasks, outcomes, strict=True):
-        if isinstance(outcome, Failed):
-            _raise(task, outcome)
-        replays.append(outcome)
-    return replays
+    wrong = [
+        violation
+        for task, outcome in zip(tasks, outcomes, strict=True)
+        if isinstance(outcome, Failed)
+        for violation in _violations(task, outcome)
+    ]
+    if wrong:
+        raise InvalidArgument(wrong)
+    return [outcome for outcome in outcomes if not isinstance(outcome, Failed)]
