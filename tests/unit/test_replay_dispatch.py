@@ -103,3 +103,24 @@ def test_an_unexpected_error_names_its_rollout(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError) as caught:
         dispatch.replay_task(dispatch.Task((SPEC,), Broken("x7", "good", tmp_path)))
     assert "while replaying rollout 'x7'" in caught.value.__notes__
+
+
+def test_index_paths_stay_readable_from_another_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "sets" / "index.csv").write_text(
+        "file,label\na.csv,good\ns3://bucket/q3/b.parquet,bad\n/data/c.csv,good\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    local = replay.read_labelled("sets/index.csv")
+    assert [r.source for r in local] == [
+        tmp_path / "sets" / "a.csv",
+        "s3://bucket/q3/b.parquet",
+        Path("/data/c.csv"),
+    ]
+    assert [r.name for r in local] == ["a", "b", "c"]
+    url = (tmp_path / "sets" / "index.csv").as_uri()
+    remote = replay.read_labelled(url)
+    assert remote[0].source == url.removesuffix("index.csv") + "a.csv"
+    assert remote[1].source == "s3://bucket/q3/b.parquet"
