@@ -127,14 +127,14 @@ def test_an_index_given_as_a_url_is_read_on_the_workers(client: Client, labelled
     assert remote.results.equals(local.results)
 
 
-def _kill_a_busy_worker(client: Client, pids: dict[str, int], running: Future[Any]) -> int:
-    """SIGKILL the process of a worker while it judges a chunk; its pid."""
+def _kill_a_busy_worker(client: Client, pids: dict[str, int], running: Future[Any]) -> str:
+    """SIGKILL the process of a worker while it judges a chunk; its address."""
     deadline = time.monotonic() + 60.0
     while time.monotonic() < deadline:
         busy = [w for w, keys in client.processing().items() if keys]
         if busy and not running.done():
             os.kill(pids[busy[0]], signal.SIGKILL)
-            return pids[busy[0]]
+            return str(busy[0])
         time.sleep(0.05)
     raise AssertionError("no worker was busy within 60 s")
 
@@ -152,9 +152,18 @@ def test_a_worker_killed_mid_run_is_recovered_with_equal_results(
         killed = _kill_a_busy_worker(client, pids, running)
         remote = running.result(timeout=300)
     assert remote.results.equals(local.results)
+    # the scheduler lost the worker unexpectedly with a chunk on it, and rescheduled it
+    removed = [
+        event
+        for _, event in client.get_events(killed)
+        if isinstance(event, dict) and event.get("action") == "remove-worker"
+    ]
+    assert len(removed) == 1 and removed[0]["expected"] is False
+    lost = list(removed[0]["processing-tasks"]) + list(removed[0]["lost-computed-tasks"])
+    assert any(str(key).startswith("replay_chunk") for key in lost)
     # the nanny replaced the killed process; the cluster is whole again
     client.wait_for_workers(2, timeout=60)
-    assert killed not in client.run(os.getpid).values()
+    assert pids[killed] not in client.run(os.getpid).values()
 
 
 def test_an_unreadable_rollout_is_reported_by_its_name(client: Client, tmp_path: Path) -> None:
