@@ -52,7 +52,7 @@ bench-grpc: venv
 bench-quality: venv
 	$(BIN)/python -m benchmarks.decision_quality
 
-# Replays per second: the local pool against a Dask LocalCluster of 2 workers (~2 min).
+# Replays per second: the local pool against a Dask LocalCluster of 2 workers (~6 min on 2 busy cores).
 .PHONY: bench-replay
 bench-replay: venv
 	$(BIN)/python benchmarks/replay_throughput.py
