@@ -54,6 +54,11 @@ bench-grpc: venv
 bench-quality: venv
 	$(BIN)/python -m benchmarks.decision_quality
 
+# Replays per second: the local pool against a Dask LocalCluster of 2 workers (~6 min on 2 busy cores).
+.PHONY: bench-replay
+bench-replay: venv
+	$(BIN)/python benchmarks/replay_throughput.py
+
 protos: venv
 	$(BIN)/python tools/genproto.py
 

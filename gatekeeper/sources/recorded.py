@@ -405,6 +405,9 @@ def from_table(
 def read_recorded(path: str | Path) -> RecordedRollout:
     """Read a recorded rollout: Parquet when the name ends in ``.parquet``, CSV otherwise.
 
+    ``path`` is given to pandas as it is, so a URL such as ``s3://bucket/a.parquet`` is read
+    through fsspec where its packages (``s3fs``, ...) are installed.
+
     Raises
     ------
     InvalidArgument
@@ -413,12 +416,12 @@ def read_recorded(path: str | Path) -> RecordedRollout:
     source = Path(path)
     try:
         if source.suffix == ".parquet":
-            return from_table(pd.read_parquet(source), origin=source.name)
+            return from_table(pd.read_parquet(path), origin=source.name)
         table = pd.read_csv(
-            source, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
+            path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
         )
     except (OSError, ValueError, ImportError) as exc:
-        raise InvalidArgument.single("FILE", f"cannot read {source}: {_first_line(exc)}") from None
+        raise InvalidArgument.single("FILE", f"cannot read {path}: {_first_line(exc)}") from None
     return from_table(table, origin=source.name, row_label="line", first_row=2)
 
 
