@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gatekeeper.stats import mann_whitney, power, preprocess, rates, sequential, tails
+from gatekeeper.stats import mann_whitney, pods, power, preprocess, rates, sequential, tails
 from gatekeeper.stats.model import (
     FloatArray,
     HistogramSeries,
@@ -321,6 +321,8 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
     )
     if counts.dispersion > 1.0:
         detail += f", overdispersion {counts.dispersion:.2g}"
+    if note := pods.one_pod_note(counts.canary_pods):
+        detail += f"; {note}"
     if counts.events <= 0:
         detail += "; no bad events on either side" + (
             "" if absolute > 0 else " (set absolute_tolerance to let such data pass)"

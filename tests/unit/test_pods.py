@@ -1,0 +1,109 @@
+"""Overdispersion from the baseline's pods (gatekeeper.stats.pods) and its use by RATIO."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gatekeeper import engine
+from gatekeeper.stats import pods, rates
+from gatekeeper.stats.model import JudgeSettings, MetricData, MetricSettings, PodCounts, RatioSeries
+from gatekeeper.stats.results import MetricKind
+from tests import traffic
+
+NAMES = tuple(f"p{j}" for j in range(5))
+
+
+def _table(bad: np.ndarray, total: np.ndarray) -> PodCounts:
+    return PodCounts(tuple(f"p{j}" for j in range(bad.shape[1])), bad, total)
+
+
+def test_poisson_cells_have_no_overdispersion() -> None:
+    rng = np.random.default_rng(1)
+    total = np.full((200, 5), 1000.0)
+    estimate = pods.pod_dispersion(_table(rng.poisson(5.0, (200, 5)).astype(float), total))
+    assert 0.99 <= estimate.phi < 1.15
+    assert estimate.phi <= estimate.phi_upper < 1.3
+    assert estimate.between < 0.01
+
+
+def test_scaled_poisson_cells_recover_their_dispersion() -> None:
+    """Three times a Poisson count has variance three times its mean: phi = 3."""
+    rng = np.random.default_rng(2)
+    total = np.full((300, 5), 1000.0)
+    bad = 3.0 * rng.poisson(4.0, (300, 5))
+    estimate = pods.pod_dispersion(_table(bad, total))
+    assert 2.6 < estimate.phi < 3.4
+    assert estimate.phi_upper > estimate.phi
+
+
+def test_one_interval_with_events_still_bounds_phi() -> None:
+    """Five pods in one interval give four degrees of freedom: phi is not 1 by default."""
+    bad = np.array([[0.0, 0.0, 40.0, 2.0, 1.0]])
+    total = np.full((1, 5), 500.0)
+    estimate = pods.pod_dispersion(_table(bad, total))
+    assert estimate.degrees > 0
+    assert estimate.phi > 5.0
+    baseline = RatioSeries.from_pods(_table(bad, total))
+    canary = RatioSeries(np.array([20.0]), np.array([1500.0]))
+    assert rates.stratify(baseline=baseline, canary=canary).dispersion == estimate.phi_upper
+    aggregate = rates.stratify(baseline=RatioSeries(baseline.bad, baseline.total), canary=canary)
+    assert aggregate.dispersion == 1.0  # what the per-interval splits alone can say
+
+
+def test_the_upper_bound_narrows_with_more_cells() -> None:
+    rng = np.random.default_rng(3)
+    widths = []
+    for intervals in (3, 30, 300):
+        bad = rng.poisson(5.0, (intervals, 5)).astype(float)
+        estimate = pods.pod_dispersion(_table(bad, np.full((intervals, 5), 1000.0)))
+        widths.append(estimate.phi_upper / estimate.phi)
+    assert widths[0] > widths[1] > widths[2] > 1.0
+
+
+def test_persistent_pod_effects_are_the_between_pod_variance() -> None:
+    rng = np.random.default_rng(4)
+    found = []
+    for _ in range(200):
+        series = traffic.pod_table(
+            rng, pods=5, intervals=30, requests_per_pod=2000, error_rate=0.02, pod_sigma=0.5
+        )
+        assert series.pods is not None
+        found.append(pods.pod_dispersion(series.pods).between)
+    # Variance of a mean-one log-normal multiplier with sigma 0.5: exp(0.25) - 1 = 0.284.
+    assert 0.2 < float(np.mean(found)) < 0.36
+
+
+def test_the_floor_does_not_shrink_with_more_data() -> None:
+    rng = np.random.default_rng(5)
+    baseline = traffic.pod_table(
+        rng, pods=5, intervals=20, requests_per_pod=500, error_rate=0.02, pod_sigma=0.5
+    )
+    canary = traffic.pod_table(rng, pods=3, intervals=20, requests_per_pod=500, error_rate=0.02)
+    counts = rates.stratify(baseline=baseline, canary=canary)
+    assert counts.floor > 0 and counts.canary_pods == 3
+    more = rates.scaled(counts, 100.0)
+    log_variance = lambda c: c.dispersion * (1 / c.canary_bad_total + 1 / c.baseline_bad)  # noqa: E731
+    assert log_variance(more) >= counts.floor > log_variance(counts) / 100.0
+
+
+def test_floor_counts_an_unknown_canary_as_one_pod() -> None:
+    assert pods.floor_variance(between=0.1, baseline_pods=5, canary_pods=0) == 0.1 * 1.2
+    assert pods.floor_variance(between=0.1, baseline_pods=5, canary_pods=3) < 0.1 * 1.2
+    assert pods.floor_variance(between=0.0, baseline_pods=5, canary_pods=1) == 0.0
+
+
+def _reason(canary_pods: int) -> str:
+    rng = np.random.default_rng(6)
+    baseline = traffic.pod_table(rng, pods=5, intervals=10, requests_per_pod=300, error_rate=0.02)
+    canary = traffic.pod_table(
+        rng, pods=canary_pods, intervals=10, requests_per_pod=300, error_rate=0.02
+    )
+    metric = MetricSettings(name="errors", kind=MetricKind.RATIO)
+    verdict = engine.judge([MetricData(metric, baseline, canary)], JudgeSettings())
+    return verdict.metrics[0].reason
+
+
+def test_one_canary_pod_cannot_be_told_from_its_version() -> None:
+    assert "this pod and this version cannot be told apart" in _reason(1)
+    assert "three or more canary pods are recommended" in _reason(1)
+    assert "cannot be told apart" not in _reason(3)
