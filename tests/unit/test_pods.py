@@ -82,8 +82,12 @@ def test_the_floor_does_not_shrink_with_more_data() -> None:
     counts = rates.stratify(baseline=baseline, canary=canary)
     assert counts.floor > 0 and counts.canary_pods == 3
     more = rates.scaled(counts, 100.0)
-    log_variance = lambda c: c.dispersion * (1 / c.canary_bad_total + 1 / c.baseline_bad)  # noqa: E731
-    assert log_variance(more) >= counts.floor > log_variance(counts) / 100.0
+    assert _log_variance(more) >= counts.floor > _log_variance(counts) / 100.0
+
+
+def _log_variance(counts: rates.StratifiedCounts) -> float:
+    """The quasi-likelihood variance of log R the dispersion implies."""
+    return counts.dispersion * (1 / counts.canary_bad_total + 1 / counts.baseline_bad)
 
 
 def test_floor_counts_an_unknown_canary_as_one_pod() -> None:
