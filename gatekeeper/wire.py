@@ -281,9 +281,10 @@ def _summed_histograms(check: _Checker, field: str, parts: list[Series]) -> Hist
     if any(not np.array_equal(h.upper_bounds, bounds) for h in histograms):
         check.add(f"{field}.pods", "every pod of a side must use the same bucket bounds")
         return HistogramSeries(np.array([math.inf]), np.zeros((0, 1)))
-    return HistogramSeries(
-        upper_bounds=bounds, counts=np.sum([h.counts for h in histograms], axis=0)
-    )
+    if len(histograms) < len(parts):  # a pod without histograms: the pods do not line up
+        return HistogramSeries(bounds, np.sum([h.counts for h in histograms], axis=0))
+    pods = np.stack([h.counts for h in histograms], axis=1)
+    return HistogramSeries(upper_bounds=bounds, counts=pods.sum(axis=1), pods=pods)
 
 
 def _length(series: Series) -> int:

@@ -135,11 +135,13 @@ class HistogramSeries:
     """Cumulative bucket counts per interval: ``counts[i, j]`` observations <= ``upper_bounds[j]``.
 
     ``upper_bounds`` is strictly increasing and ends with +Inf; ``counts`` has shape
-    (intervals, buckets).
+    (intervals, buckets). ``pods``, when the source broke the buckets down by pod, holds
+    them per pod with shape (intervals, pods, buckets); ``counts`` is then their sum.
     """
 
     upper_bounds: FloatArray
     counts: FloatArray
+    pods: FloatArray | None = None
 
     @property
     def intervals(self) -> int:

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from gatekeeper import engine
-from gatekeeper.stats import pods, rates
-from gatekeeper.stats.model import JudgeSettings, MetricData, MetricSettings, PodCounts, RatioSeries
+from gatekeeper import engine, wire
+from gatekeeper.api.v1 import gatekeeper_pb2 as pb
+from gatekeeper.stats import pods, rates, tails
+from gatekeeper.stats.model import (
+    HistogramSeries,
+    JudgeSettings,
+    MetricData,
+    MetricSettings,
+    PodCounts,
+    RatioSeries,
+)
 from gatekeeper.stats.results import MetricKind
 from tests import traffic
 
@@ -111,3 +120,45 @@ def test_one_canary_pod_cannot_be_told_from_its_version() -> None:
     assert "this pod and this version cannot be told apart" in _reason(1)
     assert "three or more canary pods are recommended" in _reason(1)
     assert "cannot be told apart" not in _reason(3)
+
+
+BOUNDS = np.array([0.1, 0.5, np.inf])
+
+
+def _pod_histograms(slow: list[list[float]], count: float = 1000.0) -> HistogramSeries:
+    """Cumulative buckets per interval and pod: ``slow[i][j]`` observations above 0.5."""
+    share = np.asarray(slow, dtype=float)
+    pods = np.stack([0.5 * (count - share), count - share, np.full_like(share, count)], axis=2)
+    return HistogramSeries(BOUNDS, pods.sum(axis=1), pods)
+
+
+def test_tail_dispersion_comes_from_the_baseline_pods() -> None:
+    clustered = _pod_histograms([[0, 0, 60, 2, 1]])  # one interval, one pod's slow node
+    calm = _pod_histograms([[10, 11, 9, 10, 12]])
+    canary = tails.merge(_pod_histograms([[10, 10, 10]]))
+    phi = tails.pod_exceedance_dispersion(
+        threshold=0.5,
+        upper_bounds=BOUNDS,
+        pods=tails.merge(clustered).pods,  # type: ignore[arg-type]
+    )
+    assert phi > 5.0
+    test = tails.tail_test(baseline=tails.merge(clustered), canary=canary, q=0.99, threshold=0.5)
+    assert test.design_effect == pytest.approx(phi * (1 + 3 / 5))
+    quiet = tails.tail_test(baseline=tails.merge(calm), canary=canary, q=0.99, threshold=0.5)
+    assert quiet.design_effect < test.design_effect
+
+
+def test_wire_histogram_pods_reach_the_tail_test() -> None:
+    bounds = [0.1, 0.5, float("inf")]
+    series = pb.Series(
+        pods=[
+            pb.PodSeries(pod=f"p{j}", histograms=[pb.Histogram(upper_bounds=bounds, counts=c)])
+            for j, c in enumerate(([400, 900, 1000], [450, 950, 1000]))
+        ]
+    )
+    config = pb.MetricConfig(name="latency", kind=pb.METRIC_KIND_HISTOGRAM)
+    request = pb.JudgeRequest(metrics=[pb.Metric(config=config, baseline=series, canary=series)])
+    baseline = wire.judge_input(request).metrics[0].baseline
+    assert isinstance(baseline, HistogramSeries) and baseline.pods is not None
+    assert baseline.pods.shape == (1, 2, 3)
+    np.testing.assert_array_equal(baseline.counts, [[850, 1850, 2000]])
