@@ -651,6 +651,9 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
         f"above it vs {_pct(1 - q)} expected"
     )
     detail += _resolution_note(boundary, q_base, state.tolerance)
+    canary_pods = state.canary.pods
+    if note := pods.one_pod_note(0 if canary_pods is None else canary_pods.shape[1]):
+        detail += f"; {note}"
     return state.core.comparison(effect, detail, needed, "requests")
 
 

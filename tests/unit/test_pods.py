@@ -162,3 +162,21 @@ def test_wire_histogram_pods_reach_the_tail_test() -> None:
     assert isinstance(baseline, HistogramSeries) and baseline.pods is not None
     assert baseline.pods.shape == (1, 2, 3)
     np.testing.assert_array_equal(baseline.counts, [[850, 1850, 2000]])
+
+
+def test_one_canary_pod_is_named_for_tails_too() -> None:
+    rng = np.random.default_rng(7)
+    bounds = traffic.PROMETHEUS_BUCKETS
+
+    def side(pod_count: int) -> HistogramSeries:
+        per_pod = [
+            traffic.histograms([rng.lognormal(np.log(0.05), 0.5, 300) for _ in range(10)], bounds)
+            for _ in range(pod_count)
+        ]
+        table = np.stack([h.counts for h in per_pod], axis=1)
+        return HistogramSeries(bounds, table.sum(axis=1), table)
+
+    metric = MetricSettings(name="latency", kind=MetricKind.HISTOGRAM)
+    for pod_count, named in ((1, True), (3, False)):
+        verdict = engine.judge([MetricData(metric, side(5), side(pod_count))], JudgeSettings())
+        assert ("cannot be told apart" in verdict.metrics[0].reason) is named
