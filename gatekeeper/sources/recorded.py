@@ -5,8 +5,10 @@ zone, or epoch seconds; the end of the interval the row covers), ``side`` (``bas
 ``canary``) and ``metric``, then per row one kind of data: ``bad`` and ``total`` (RATIO),
 ``value`` (VALUES; several rows per time are fine, e.g. one per pod) or ``le`` and
 ``count`` (HISTOGRAM: the per-interval increase of each cumulative bucket, ``+Inf``
-included). Rows of one metric, side and time add up (per-pod rows); other columns are
-ignored.
+included). Rows of one metric, side and time add up (per-pod rows). An optional ``pod``
+column names the pod a row's counts come from: RATIO rows that name their pods are kept per
+pod (the overdispersion is then estimated from the baseline's pods); a metric's side either
+names a pod on every row or on none. Other columns are ignored.
 
 Bad rows are reported together, one :class:`~gatekeeper.errors.FieldViolation` per line
 (``line 17``: the header is line 1; Parquet files say ``row 17``, the first data row being
@@ -38,6 +40,7 @@ from gatekeeper.stats.model import (
     HistogramSeries,
     MetricData,
     MetricSettings,
+    PodCounts,
     RatioSeries,
     Series,
 )
@@ -54,7 +57,7 @@ KIND_COLUMNS = {
     MetricKind.VALUES: ("value",),
     MetricKind.HISTOGRAM: ("le", "count"),
 }
-COLUMNS = (*KEYS, "bad", "total", "value", "le", "count")
+COLUMNS = (*KEYS, "bad", "total", "value", "le", "count", "pod")
 #: Violations reported one by one; the rest are counted in a last one.
 MAX_VIOLATIONS = 100
 
@@ -304,6 +307,22 @@ def _check_metric_kinds(
     return kinds
 
 
+def _check_pods(frame: pd.DataFrame, problems: _Problems, labels: Sequence[str]) -> None:
+    """A metric's side names a pod on every row or on none (rows then add up per pod)."""
+    named = frame["pod"].notna()
+    for (metric, side), rows in frame.groupby(["metric", "side"], sort=False):
+        with_pod = named[rows.index]
+        if not with_pod.any() or with_pod.all():
+            continue
+        first = labels[int(rows.loc[with_pod, "row"].iloc[0])]
+        for row in rows.loc[~with_pod, "row"]:
+            problems.row(
+                int(row),
+                f"pod: missing; {metric}'s {side} rows name their pod from {first}: "
+                "every row of a metric's side names its pod, or none does",
+            )
+
+
 def _bound(value: float) -> str:
     return "+Inf" if math.isinf(value) else f"{value:g}"
 
@@ -393,9 +412,11 @@ def from_table(
             "kind": kinds,
             **{name: parsed.numbers[name] for name in ("bad", "total", "value", "le", "count")},
             "row": np.arange(len(table)),
+            "pod": _labels(table["pod"]),
         }
     )
     kinds_of = _check_metric_kinds(frame, problems, labels)
+    _check_pods(frame, problems, labels)
     _check_histograms(frame, problems, labels)
     problems.raise_any(origin)
     frame = frame.sort_values(["time", "row"], kind="stable")
@@ -441,12 +462,19 @@ class GriddedSide:
     points: int
     #: RATIO (points, 2): bad, total; HISTOGRAM (points, buckets)
     counts: FloatArray = field(default_factory=lambda: np.zeros((0, 2)))
+    #: RATIO rows that name their pods: (points, pods, 2) bad, total per pod, and the names
+    pods: PodCounts | None = None
     bounds: FloatArray = field(default_factory=lambda: np.zeros(0))  #: HISTOGRAM: upper bounds
     values: FloatArray = field(default_factory=lambda: np.zeros(0))  #: VALUES: the samples
     where: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  #: their points
 
     def upto(self, points: int) -> Series:
         """The side's series over the grid's first ``points`` points."""
+        if self.kind is MetricKind.RATIO and self.pods is not None:
+            table = self.pods
+            return RatioSeries.from_pods(
+                PodCounts(table.names, table.bad[:points].copy(), table.total[:points].copy())
+            )
         if self.kind is MetricKind.RATIO:
             return RatioSeries(
                 bad=np.ascontiguousarray(self.counts[:points, 0]),
@@ -606,7 +634,7 @@ def _gridded(settings: MetricSettings, rows: pd.DataFrame, points: int) -> Gridd
         counts = np.zeros((points, 2))
         np.add.at(counts[:, 0], point, rows["bad"].to_numpy(dtype=float))
         np.add.at(counts[:, 1], point, rows["total"].to_numpy(dtype=float))
-        return GriddedSide(settings.kind, points, counts=counts)
+        return GriddedSide(settings.kind, points, counts=counts, pods=_pod_grid(rows, points))
     if settings.kind is MetricKind.HISTOGRAM:
         les = rows["le"].to_numpy(dtype=float)
         bounds = np.unique(les) if les.size else np.array([math.inf])
@@ -614,3 +642,15 @@ def _gridded(settings: MetricSettings, rows: pd.DataFrame, points: int) -> Gridd
         np.add.at(counts, (point, np.searchsorted(bounds, les)), rows["count"].to_numpy(float))
         return GriddedSide(settings.kind, points, counts=counts, bounds=bounds)
     return GriddedSide(settings.kind, points, values=rows["value"].to_numpy(float), where=point)
+
+
+def _pod_grid(rows: pd.DataFrame, points: int) -> PodCounts | None:
+    """RATIO rows per pod on the grid, or None when the rows name no pod."""
+    if rows.empty or rows["pod"].isna().any():
+        return None
+    names, column = np.unique(rows["pod"].to_numpy(dtype=str), return_inverse=True)
+    point = rows["point"].to_numpy(dtype=np.int64)
+    bad, total = np.zeros((points, names.size)), np.zeros((points, names.size))
+    np.add.at(bad, (point, column), rows["bad"].to_numpy(dtype=float))
+    np.add.at(total, (point, column), rows["total"].to_numpy(dtype=float))
+    return PodCounts(tuple(str(n) for n in names), bad, total)

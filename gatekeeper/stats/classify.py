@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gatekeeper.stats import mann_whitney, power, preprocess, rates, sequential, tails
+from gatekeeper.stats import mann_whitney, pods, power, preprocess, rates, sequential, tails
 from gatekeeper.stats.model import (
     FloatArray,
     HistogramSeries,
@@ -452,6 +452,8 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
     )
     if counts.dispersion > 1.0:
         detail += f", overdispersion {counts.dispersion:.2g}"
+    if note := pods.one_pod_note(counts.canary_pods):
+        detail += f"; {note}"
     if counts.events <= 0:
         detail += "; no bad events on either side" + (
             ""
@@ -888,6 +890,9 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
             f"; no bucket bound lies between the baseline p{name} {_num(q_base)} and the PASS "
             "boundary, so these buckets cannot show the canary inside it: add a bound there"
         )
+    canary_pods = state.canary.pods
+    if note := pods.one_pod_note(0 if canary_pods is None else canary_pods.shape[1]):
+        detail += f"; {note}"
     return state.core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 

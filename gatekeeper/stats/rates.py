@@ -14,10 +14,13 @@ classical exact conditional test of two Poisson rates (Clopper-Pearson bounds on
 conditional binomial; Ulm 1990), otherwise a slightly conservative version of it.
 
 Errors cluster by pod and interval, so the per-interval splits vary more than binomially.
-The dispersion ``phi`` is estimated from the Pearson statistic of the per-interval
-splits around the stratified estimate (quasi-likelihood, McCullagh and Nelder 1989,
-sec. 4.5) and the counts are deflated by it before the exact bounds are taken (the
-design-effect adjustment of Rao and Scott, 1992). Non-integer counts are handled through
+When the baseline comes per pod, the dispersion ``phi`` is the upper confidence bound of
+the baseline's pod x interval dispersion, plus the between-pod variance floor of
+persistent pod effects (:mod:`gatekeeper.stats.pods`). Without per-pod data it is
+estimated from the Pearson statistic of the per-interval splits around the stratified
+estimate (quasi-likelihood, McCullagh and Nelder 1989, sec. 4.5). The counts are deflated
+by it before the exact bounds are taken (the design-effect adjustment of Rao and Scott,
+1992). Non-integer counts are handled through
 the regularised incomplete beta function, which extends the binomial tail continuously.
 
 Both sides having zero bad events leaves the ratio unbounded above: that is missing
@@ -34,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from gatekeeper.stats.model import FloatArray, RatioSeries
+from gatekeeper.stats import pods
+from gatekeeper.stats.model import BoolArray, FloatArray, PodCounts, RatioSeries
 
 _RATIO_CEILING = 1e12
 
@@ -50,7 +54,14 @@ class StratifiedCounts:
     exposure : ndarray
         Per stratum ``w_i = total_c / total_b``.
     dispersion : float
-        ``phi >= 1``, the variance inflation of the canary's share.
+        ``phi >= 1``, the variance inflation of the canary's share (the quantity the
+        tests use), the between-pod floor included.
+    within : float
+        The dispersion without the floor.
+    floor : float
+        Variance of ``log R`` that more data does not remove (persistent pod effects).
+    canary_pods : int
+        Number of canary pods (0: not known per pod).
     """
 
     canary_bad: FloatArray
@@ -61,6 +72,9 @@ class StratifiedCounts:
     baseline_total: float
     canary_bad_total: float
     canary_total: float
+    within: float = 1.0
+    floor: float = 0.0
+    canary_pods: int = 0
 
     @property
     def events(self) -> float:
@@ -101,14 +115,16 @@ def stratify(*, baseline: RatioSeries, canary: RatioSeries) -> StratifiedCounts:
     Returns
     -------
     StratifiedCounts
-        Strata where both sides had traffic, with the dispersion ``phi`` (1 when fewer
-        than two strata hold bad events).
+        Strata where both sides had traffic, with the dispersion ``phi``.
 
     Notes
     -----
-    ``phi`` is the Pearson statistic over the strata with events divided by its degrees
-    of freedom (strata - 1), floored at 1 (McCullagh and Nelder, Generalized Linear
-    Models, 2nd ed., 1989, sec. 4.5.2).
+    With the baseline per pod, ``phi`` is :func:`gatekeeper.stats.pods.pod_dispersion`'s
+    upper bound over the informative strata, raised by the between-pod floor. Otherwise
+    (or when the pods leave no degree of freedom) it is the Pearson statistic over the
+    strata with events divided by its degrees of freedom (strata - 1), floored at 1, and 1
+    with fewer than two such strata (McCullagh and Nelder, Generalized Linear Models, 2nd
+    ed., 1989, sec. 4.5.2).
     """
     _check_series(baseline, "baseline")
     _check_series(canary, "canary")
@@ -121,17 +137,44 @@ def stratify(*, baseline: RatioSeries, canary: RatioSeries) -> StratifiedCounts:
     c = canary.bad[keep]
     x = baseline.bad[keep] + c
     w = canary.total[keep] / baseline.total[keep]
-    dispersion = _dispersion(c, x, w)
+    b_bad = float(baseline.bad[keep].sum())
+    within, floor, canary_pods = _pod_components(baseline, canary, keep)
+    if within is None:
+        within = _dispersion(c, x, w)
     return StratifiedCounts(
         canary_bad=c,
         pooled_bad=x,
         exposure=w,
-        dispersion=dispersion,
-        baseline_bad=float(baseline.bad[keep].sum()),
+        dispersion=pods.dispersion_with_floor(
+            phi=within, floor=floor, canary_bad=float(c.sum()), baseline_bad=b_bad
+        ),
+        baseline_bad=b_bad,
         baseline_total=float(baseline.total[keep].sum()),
         canary_bad_total=float(c.sum()),
         canary_total=float(canary.total[keep].sum()),
+        within=within,
+        floor=floor,
+        canary_pods=canary_pods,
     )
+
+
+def _pod_components(
+    baseline: RatioSeries, canary: RatioSeries, keep: BoolArray
+) -> tuple[float | None, float, int]:
+    """(within-pod ``phi`` upper bound or None, floor variance, canary pods)."""
+    canary_pods = canary.pods.count if canary.pods else 0
+    if baseline.pods is None:
+        return None, 0.0, canary_pods
+    side = baseline.pods
+    estimate = pods.pod_dispersion(PodCounts(side.names, side.bad[keep], side.total[keep]))
+    if estimate.degrees <= 0:
+        return None, 0.0, canary_pods
+    floor = pods.floor_variance(
+        between=estimate.between,
+        baseline_pods=estimate.pods,
+        canary_pods=pods.effective_pods(canary.pods.total[keep]) if canary.pods else 0.0,
+    )
+    return estimate.phi_upper, floor, canary_pods
 
 
 def _share(ratio: float, x: FloatArray, w: FloatArray) -> float:
@@ -363,14 +406,28 @@ def _restricted_baseline_rate(
 
 
 def scaled(counts: StratifiedCounts, factor: float) -> StratifiedCounts:
-    """The same counts, every one multiplied by ``factor`` (the estimate is unchanged)."""
+    """The same counts, every one multiplied by ``factor`` (the estimate is unchanged).
+
+    The between-pod floor does not shrink with more data, so the dispersion carrying it
+    is recomputed for the scaled counts.
+    """
     return StratifiedCounts(
         canary_bad=counts.canary_bad * factor,
         pooled_bad=counts.pooled_bad * factor,
         exposure=counts.exposure,
-        dispersion=counts.dispersion,
+        dispersion=counts.dispersion
+        if counts.floor <= 0
+        else pods.dispersion_with_floor(
+            phi=counts.within,
+            floor=counts.floor,
+            canary_bad=counts.canary_bad_total * factor,
+            baseline_bad=counts.baseline_bad * factor,
+        ),
         baseline_bad=counts.baseline_bad * factor,
         baseline_total=counts.baseline_total * factor,
         canary_bad_total=counts.canary_bad_total * factor,
         canary_total=counts.canary_total * factor,
+        within=counts.within,
+        floor=counts.floor,
+        canary_pods=counts.canary_pods,
     )
