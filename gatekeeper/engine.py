@@ -375,18 +375,25 @@ def first_sample(
     float or None
         Unix seconds on the window's grid; None when no metric has data in the window.
     """
+    kinds = [spec.kind_of(metric) for metric in spec.metrics]
+    jobs = [
+        (
+            i,
+            "canary",
+            PREFLIGHT_ROLE[kind],
+            render(spec, metric, selector=selector, step=window.step)[PREFLIGHT_ROLE[kind]],
+        )
+        for i, (metric, kind) in enumerate(zip(spec.metrics, kinds, strict=True))
+    ]
+    try:
+        answers = _fetch_all(source, jobs, window)  # concurrently, as the analysis fetches
+    except QueryRejected as exc:
+        raise _named(exc, spec, jobs) from None
     first: float | None = None
-    for metric in spec.metrics:
-        kind = spec.kind_of(metric)
-        query = render(spec, metric, selector=selector, step=window.step)[PREFLIGHT_ROLE[kind]]
-        try:
-            answer = source.query_range(query, window=window)
-        except SourceError:
+    for (i, side, role, _), kind in zip(jobs, kinds, strict=True):
+        answer = answers[(i, side, role)]
+        if isinstance(answer, SourceError):
             continue
-        except QueryRejected as exc:
-            raise QueryRejected(
-                f"metric {metric.name}: {exc} [query: {query}]", query=query, metric=metric.name
-            ) from None
         present = np.flatnonzero(_present(kind, answer, window))
         if present.size:
             found = window.start + float(present[0]) * window.step
