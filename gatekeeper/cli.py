@@ -275,6 +275,7 @@ def _server_config(args: argparse.Namespace) -> app.ServerConfig:
         tls_client_ca=_optional_path(args.tls_client_ca),
         auth_token_file=_optional_path(args.auth_token_file),
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         prometheus_url=args.prometheus,
         prometheus=_prometheus_options(args),
         spec_dir=_optional_path(args.spec_dir),
@@ -324,6 +325,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--tls-client-ca", metavar="PEM", help="require client certs of this CA")
     serve.add_argument("--auth-token-file", metavar="FILE", help="require this bearer token")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        help="serve the HTTP adapters here (Argo Rollouts, Flagger, Kayenta; off by default)",
+    )
     serve.add_argument("--log-format", choices=("json", "text"), default="text")
     serve.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     analysis = serve.add_argument_group("Analyze: metric source and specs")

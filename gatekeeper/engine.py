@@ -354,3 +354,48 @@ def _preflight_metric(
         return result(Outcome.NO_DATA, "no baseline data at all over the lookback", seen)
     shown = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
     return result(Outcome.NO_DATA, f"{len(gaps)} gap(s) in the baseline: {shown}", seen)
+
+
+# --- stateless analysis start ----------------------------------------------------------------
+
+
+def first_sample(
+    spec: AnalysisSpec, *, source: MetricSource, selector: str, window: Window
+) -> float | None:
+    """The start of the first interval of ``window`` in which ``selector`` has data.
+
+    A caller that cannot keep state (Argo Rollouts' web provider sends the same body at every
+    measurement) finds its analysis's start this way: the canary's first sample of any
+    metric within a lookback. Data is what :func:`preflight` counts as present (a positive
+    ``total`` or ``+Inf`` bucket, a value that is not NaN). A metric whose query fails is
+    passed over; the analysis that follows reports that failure as the metric's ERROR.
+
+    Returns
+    -------
+    float or None
+        Unix seconds on the window's grid; None when no metric has data in the window.
+    """
+    kinds = [spec.kind_of(metric) for metric in spec.metrics]
+    jobs = [
+        (
+            i,
+            "canary",
+            PREFLIGHT_ROLE[kind],
+            render(spec, metric, selector=selector, step=window.step)[PREFLIGHT_ROLE[kind]],
+        )
+        for i, (metric, kind) in enumerate(zip(spec.metrics, kinds, strict=True))
+    ]
+    try:
+        answers = _fetch_all(source, jobs, window)  # concurrently, as the analysis fetches
+    except QueryRejected as exc:
+        raise _named(exc, spec, jobs) from None
+    first: float | None = None
+    for (i, side, role, _), kind in zip(jobs, kinds, strict=True):
+        answer = answers[(i, side, role)]
+        if isinstance(answer, SourceError):
+            continue
+        present = np.flatnonzero(_present(kind, answer, window))
+        if present.size:
+            found = window.start + float(present[0]) * window.step
+            first = found if first is None else min(first, found)
+    return first

@@ -10,6 +10,7 @@ source for months of data.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from gatekeeper.stats.results import Verdict
 DEFAULT_MAX_POINTS = 2000
 DEFAULT_MAX_WINDOW_SECONDS = 7 * 86_400.0
 DEFAULT_PREFLIGHT_LOOKBACK_SECONDS = 86_400.0
+#: An Analyze without ``start`` looks this far back for the canary's first sample.
+DEFAULT_LOOKBACK_SECONDS = 3600.0
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 
 
@@ -78,29 +81,43 @@ class AnalysisService:
         return spec
 
     def window(self, request: pb.AnalyzeRequest, spec: AnalysisSpec, *, now: float) -> Window:
-        """The request's window, checked against the limits."""
+        """The request's window, checked against the limits.
+
+        Without ``start`` (and not a preflight) the window is the ``lookback`` before ``end``
+        (default: now, rounded down to a whole interval), on a grid of whole intervals; the
+        analysis's own start is then found in it (:meth:`run`).
+        """
         problems: list[FieldViolation] = []
-        step = (
-            request.interval.ToTimedelta().total_seconds() if request.HasField("interval") else 0.0
-        )
-        step = step or spec.interval_seconds
+        step = _seconds(request, "interval") or spec.interval_seconds
         if step <= 0:
             problems.append(FieldViolation("interval", "must be longer than 0s"))
+        lookback = _seconds(request, "lookback")
+        if lookback is not None and lookback <= 0:
+            problems.append(FieldViolation("lookback", "must be longer than 0s (default 1h)"))
         end = request.end.ToDatetime().timestamp() if request.HasField("end") else 0.0
         start = request.start.ToDatetime().timestamp() if request.HasField("start") else 0.0
         if request.preflight:
             end = end or now
             start = start or end - DEFAULT_PREFLIGHT_LOOKBACK_SECONDS
-        if not request.preflight and not request.HasField("start"):
-            problems.append(FieldViolation("start", "is required (the analysis window's start)"))
-        if not request.preflight and not request.HasField("end"):
-            problems.append(FieldViolation("end", "is required (the analysis window's end)"))
+        elif not request.HasField("start"):
+            collect(problems)
+            end = end or math.floor(now / step) * step
+            start = end - math.ceil((lookback or DEFAULT_LOOKBACK_SECONDS) / step) * step
+        elif not request.HasField("end"):
+            problems.append(FieldViolation("end", "is required with start (the window's end)"))
         collect(problems)
+        return self._bounded(request, start=start, end=end, step=step)
+
+    def _bounded(
+        self, request: pb.AnalyzeRequest, *, start: float, end: float, step: float
+    ) -> Window:
+        """The window, if it is inside the limits of length and points."""
         if end <= start:
             raise InvalidArgument.single("end", "must be after start")
         if end - start > self.max_window_seconds:
+            field_ = "start" if request.HasField("start") else "lookback"
             raise InvalidArgument.single(
-                "start",
+                field_,
                 f"the window may be at most {format_duration(self.max_window_seconds)} long",
             )
         if not request.preflight and (end - start) / step > self.max_points:
@@ -144,16 +161,55 @@ class AnalysisService:
             )
         look = None
         if request.HasField("look"):
-            if request.look.index < 1:
+            if request.look.index < 1 and request.HasField("start"):
                 raise InvalidArgument.single("look.index", "must be >= 1 (1-based)")
             look = LookPosition(index=request.look.index, planned=max(0, request.look.planned))
+        if not request.HasField("start"):
+            window, look = self.stateless(spec, sides=sides, window=window, look=look)
         return engine.analyze(spec, data=self.data, sides=sides, window=window, look=look)
+
+    def stateless(
+        self,
+        spec: AnalysisSpec,
+        *,
+        sides: engine.Sides,
+        window: Window,
+        look: LookPosition | None,
+    ) -> tuple[Window, LookPosition]:
+        """The analysis's window and look for a request without ``start``.
+
+        The analysis starts at the canary's first sample within the lookback
+        (:func:`gatekeeper.engine.first_sample`); the look index is the number of whole
+        intervals since then (a look every interval), unless the request gives one. Both
+        depend only on the request and the data, so every replica answers alike. Without
+        canary data in the lookback the whole lookback is analysed: the canary's metrics
+        are NO_DATA.
+        """
+        if self.promql is None:
+            raise FailedPrecondition(
+                "an Analyze without start finds the analysis's start in the data and needs a "
+                "Prometheus source (--prometheus URL); give start otherwise"
+            )
+        first = engine.first_sample(spec, source=self.promql, selector=sides.canary, window=window)
+        if first is not None and first > window.start:
+            window = Window(start=first, end=window.end, step=window.step)
+        planned = 0 if look is None else look.planned
+        if look is not None and look.index >= 1:
+            return window, look
+        return window, LookPosition(index=max(1, window.points), planned=planned)
 
     async def analyze(self, data: bytes) -> bytes:
         """Decode, run in a thread (fetching blocks), encode."""
         request = parse_analyze_request(data)
         verdict = await asyncio.to_thread(self.run, request)
         return wire.verdict_message(verdict).SerializeToString()
+
+
+def _seconds(request: pb.AnalyzeRequest, name: str) -> float | None:
+    """A duration field in seconds; None when it is absent."""
+    if not request.HasField(name):  # type: ignore[arg-type]
+        return None
+    return float(getattr(request, name).ToTimedelta().total_seconds())
 
 
 def parse_analyze_request(data: bytes) -> pb.AnalyzeRequest:

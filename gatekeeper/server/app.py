@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,6 +27,8 @@ from grpc_reflection.v1alpha import reflection
 
 from gatekeeper.engine import DataSource, PromQLData
 from gatekeeper.errors import FailedPrecondition
+from gatekeeper.server import flagger, kayenta_remote
+from gatekeeper.server import http as http_routes
 from gatekeeper.server.analysis import (
     DEFAULT_MAX_POINTS,
     DEFAULT_MAX_WINDOW_SECONDS,
@@ -36,9 +38,11 @@ from gatekeeper.server.analysis import (
 from gatekeeper.server.auth import BearerTokenAuth, read_token
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS, Judging
 from gatekeeper.server.drain import Drain
+from gatekeeper.server.http import Gateway, HttpEndpoint, RouteSet, application, ssl_context
 from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
 from gatekeeper.server.observe import ObservingInterceptor
 from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
+from gatekeeper.server.verdicts import VerdictObserver
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 
 log = logging.getLogger("gatekeeper.server")
@@ -48,6 +52,8 @@ DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_GRACE_SECONDS = 10.0
 HEALTH_SERVICE = "grpc.health.v1.Health"
+#: The HTTP adapters' route sets (DESIGN.md, "Drop-in adapters").
+ADAPTERS: tuple[RouteSet, ...] = (http_routes.routes, flagger.routes, kayenta_remote.routes)
 
 
 def default_workers() -> int:
@@ -70,6 +76,7 @@ class ServerConfig:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     metrics_port: int | None = None
+    http_port: int | None = None
     prometheus_url: str | None = None
     prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
     spec_dir: Path | None = None
@@ -132,6 +139,7 @@ class RunningServer:
         health: HealthServicer,
         drain: Drain,
         endpoint: MetricsEndpoint | None,
+        http: HttpEndpoint | None = None,
     ) -> None:
         self.config = config
         self.drain = drain
@@ -141,6 +149,7 @@ class RunningServer:
         self.metrics = metrics
         self.health = health
         self.endpoint = endpoint
+        self.http = http
 
     @property
     def target(self) -> str:
@@ -152,12 +161,19 @@ class RunningServer:
         """The port of ``/metrics``, if served."""
         return None if self.endpoint is None else self.endpoint.port
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of the HTTP adapters, if served."""
+        return None if self.http is None else self.http.port
+
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let calls in flight finish within ``grace`` seconds, stop."""
         grace = self.config.grace_seconds if grace is None else grace
         deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
         await self.drain.drain(grace)
+        if self.http is not None:
+            await self.http.close()
         await self.server.stop(max(0.0, deadline - time.monotonic()))
         await self.judging.close()
         if self.endpoint is not None:
@@ -165,7 +181,12 @@ class RunningServer:
 
 
 async def start(
-    config: ServerConfig, *, judging: Judging | None = None, data: DataSource | None = None
+    config: ServerConfig,
+    *,
+    judging: Judging | None = None,
+    data: DataSource | None = None,
+    observer: VerdictObserver | None = None,
+    routes: Sequence[RouteSet] = (),
 ) -> RunningServer:
     """Build and start a server; the judge pool is warm when this returns.
 
@@ -208,9 +229,10 @@ async def start(
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers(
-        (GatekeeperServicer(judging=judging, metrics=metrics, analysis=analysis).handler(),)
+    servicer = GatekeeperServicer(
+        judging=judging, metrics=metrics, analysis=analysis, observer=observer
     )
+    server.add_generic_rpc_handlers((servicer.handler(),))
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
@@ -228,6 +250,11 @@ async def start(
     if config.metrics_port is not None:
         endpoint = MetricsEndpoint(metrics, host=config.host, port=config.metrics_port)
     await server.start()
+    http = None
+    if config.http_port is not None:
+        auth = None if token is None else BearerTokenAuth(token)
+        gateway = Gateway(servicer, metrics, drain, auth, config.max_message_bytes)
+        http = await start_http(config, gateway, routes)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     return RunningServer(
@@ -239,6 +266,21 @@ async def start(
         health=health,
         drain=drain,
         endpoint=endpoint,
+        http=http,
+    )
+
+
+async def start_http(
+    config: ServerConfig, gateway: Gateway, routes: Sequence[RouteSet] = ()
+) -> HttpEndpoint:
+    """Serve the adapters and ``routes`` on ``config.http_port`` with gRPC's TLS."""
+    tls = ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.tls_client_ca)
+    return await HttpEndpoint.start(
+        application(gateway, (*ADAPTERS, *routes)),
+        host=config.host,
+        port=config.http_port or 0,
+        tls=tls,
+        grace_seconds=config.grace_seconds,
     )
 
 
@@ -257,6 +299,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     announce(f"gatekeeper serving on {running.target}")
     if running.metrics_port is not None:
         announce(f"metrics on http://{config.host}:{running.metrics_port}/metrics")
+    if running.http_port is not None:
+        scheme = "http" if config.tls_cert is None else "https"
+        announce(f"http adapters on {scheme}://{config.host}:{running.http_port}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -281,6 +326,10 @@ class ServerThread:
         Where judgements run.
     data : DataSource, optional
         Analyze's data source (see :func:`start`).
+    observer : VerdictObserver, optional
+        Told every verdict (see :func:`start`).
+    routes : sequence of RouteSet
+        More HTTP routes (see :func:`start`).
     """
 
     START_TIMEOUT = 60.0
@@ -291,11 +340,15 @@ class ServerThread:
         *,
         judging: Judging | None = None,
         data: DataSource | None = None,
+        observer: VerdictObserver | None = None,
+        routes: Sequence[RouteSet] = (),
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.running = self.call(start(config, judging=judging, data=data))
+        self.running = self.call(
+            start(config, judging=judging, data=data, observer=observer, routes=routes)
+        )
         self.stopped = False
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -306,6 +359,12 @@ class ServerThread:
     def target(self) -> str:
         """``host:port``."""
         return self.running.target
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the HTTP adapters (the server needs ``http_port``)."""
+        assert self.running.http_port is not None, "started without http_port"
+        return f"http://{self.running.config.host}:{self.running.http_port}"
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop the server and its loop (idempotent)."""
