@@ -17,12 +17,18 @@ from pathlib import Path
 from gatekeeper import engine, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import FailedPrecondition, FieldViolation, InvalidArgument, collect
-from gatekeeper.sources.base import MetricSource, Window
+from gatekeeper.sources.base import BatchSource, MetricSource, Window
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec
 from gatekeeper.stats.model import LookPosition
 from gatekeeper.stats.results import Verdict
 
 DEFAULT_MAX_POINTS = 2000
+#: Metrics one spec may have, and queries (both sides, every role) one call may send.
+DEFAULT_MAX_SPEC_METRICS = 100
+DEFAULT_MAX_QUERIES = 400
+#: Of the caller's remaining time, what the fetch leaves for judging and answering.
+ANSWER_MARGIN_SECONDS = 0.5
+ANSWER_MARGIN_SHARE = 0.1
 DEFAULT_MAX_WINDOW_SECONDS = 7 * 86_400.0
 DEFAULT_PREFLIGHT_LOOKBACK_SECONDS = 86_400.0
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -51,8 +57,29 @@ class AnalysisService:
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+    max_spec_metrics: int = DEFAULT_MAX_SPEC_METRICS
+    max_queries: int = DEFAULT_MAX_QUERIES
 
     def resolve(self, request: pb.AnalyzeRequest) -> AnalysisSpec:
+        """The request's spec, within the fan-out limits (see :meth:`_resolve`)."""
+        spec = self._resolve(request)
+        field_ = "spec_name" if request.spec_name else "spec"
+        if len(spec.metrics) > self.max_spec_metrics:
+            raise InvalidArgument.single(
+                field_,
+                f"the spec has {len(spec.metrics)} metrics; at most {self.max_spec_metrics} "
+                "are allowed per spec (the server's --max-spec-metrics)",
+            )
+        count = engine.query_count(spec)
+        if count > self.max_queries:
+            raise InvalidArgument.single(
+                field_,
+                f"the spec sends {count} queries per call (both sides, every role); at most "
+                f"{self.max_queries} are allowed (the server's --max-queries)",
+            )
+        return spec
+
+    def _resolve(self, request: pb.AnalyzeRequest) -> AnalysisSpec:
         """The request's spec: inline (checked against the custom-query rule) or named."""
         if request.spec and request.spec_name:
             raise InvalidArgument.single("spec", "give either spec or spec_name, not both")
@@ -129,10 +156,10 @@ class AnalysisService:
             raise FailedPrecondition(
                 "this server has no metric source: start it with --prometheus URL"
             )
-        spec = self.resolve(request)
-        window = self.window(request, spec, now=time.time())
-        sides = self.sides(request)
         if request.preflight:
+            spec = self.resolve(request)
+            window = self.window(request, spec, now=time.time())
+            sides = self.sides(request)
             if self.promql is None:
                 raise FailedPrecondition("preflight needs a Prometheus source (--prometheus URL)")
             return engine.preflight(
@@ -142,18 +169,55 @@ class AnalysisService:
                 end=window.end,
                 lookback_seconds=window.end - window.start,
             )
+        spec, window, sides, look = self.prepare(request)
+        return engine.analyze(spec, data=self.data, sides=sides, window=window, look=look)
+
+    def prepare(
+        self, request: pb.AnalyzeRequest
+    ) -> tuple[AnalysisSpec, Window, engine.Sides, LookPosition | None]:
+        """The spec, window, sides and look of a (non-preflight) request, all checked."""
+        if self.data is None:
+            raise FailedPrecondition(
+                "this server has no metric source: start it with --prometheus URL"
+            )
+        spec = self.resolve(request)
+        window = self.window(request, spec, now=time.time())
+        sides = self.sides(request)
         look = None
         if request.HasField("look"):
             if request.look.index < 1:
                 raise InvalidArgument.single("look.index", "must be >= 1 (1-based)")
             look = LookPosition(index=request.look.index, planned=max(0, request.look.planned))
-        return engine.analyze(spec, data=self.data, sides=sides, window=window, look=look)
+        return spec, window, sides, look
 
-    async def analyze(self, data: bytes) -> bytes:
-        """Decode, run in a thread (fetching blocks), encode."""
+    async def analyze(self, data: bytes, *, time_remaining: float | None = None) -> bytes:
+        """Decode, fetch and judge, within the caller's deadline; encode.
+
+        A :class:`~gatekeeper.sources.base.BatchSource` (Prometheus) is fetched on the event
+        loop, cancellable and within ``time_remaining`` less a margin for judging, so that a
+        slow source gives a verdict ERROR before the caller gives up; only the judging then
+        runs in a thread. Other sources (recorded data, preflight) run in a thread.
+        """
         request = parse_analyze_request(data)
-        verdict = await asyncio.to_thread(self.run, request)
+        source = self.data.source if isinstance(self.data, engine.PromQLData) else None
+        if request.preflight or not isinstance(source, BatchSource):
+            verdict = await asyncio.to_thread(self.run, request)
+            return wire.verdict_message(verdict).SerializeToString()
+        spec, window, sides, look = self.prepare(request)
+        metrics = await engine.fetch_async(
+            spec, source=source, sides=sides, window=window, timeout=fetch_budget(time_remaining)
+        )
+        settings = spec.judge_settings(look=look, interval_seconds=window.step)
+        verdict = await asyncio.to_thread(engine.judge, metrics, settings)
         return wire.verdict_message(verdict).SerializeToString()
+
+
+def fetch_budget(time_remaining: float | None) -> float | None:
+    """Seconds the fetch may take of the caller's remaining time (None: no deadline)."""
+    if time_remaining is None:
+        return None
+    margin = min(ANSWER_MARGIN_SECONDS, ANSWER_MARGIN_SHARE * time_remaining)
+    return max(0.0, time_remaining - margin)
 
 
 def parse_analyze_request(data: bytes) -> pb.AnalyzeRequest:

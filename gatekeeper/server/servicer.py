@@ -72,7 +72,7 @@ class GatekeeperServicer:
         """Fetch from the metric source and judge; failures become statuses of the table."""
         try:
             started = time.perf_counter()
-            answer = await self._analysis.analyze(data)
+            answer = await self._analysis.analyze(data, time_remaining=context.time_remaining())
         except Exception as error:
             await abort(context, error)
         verdict = pb.Verdict.FromString(answer)
