@@ -272,6 +272,7 @@ class WorkerPool:
         self._idle = deque(slot for slot in self._idle if slot is not one)
         if not self._closing:
             self._on_capacity(len(self._all))
+        self._starting += 1  # its replacement: callers wait for it rather than be refused
         task = asyncio.get_running_loop().create_task(self._lost(one))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -280,9 +281,12 @@ class WorkerPool:
         for pending in one.answers:
             if not pending.done():
                 pending.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
-        if not await exited(one.process, STOP_SECONDS):
-            one.process.kill()  # its socket closed but it hangs on: it is of no use
-            await exited(one.process, STOP_SECONDS)
+        try:
+            if not await exited(one.process, STOP_SECONDS):
+                one.process.kill()  # its socket closed but it hangs on: it is of no use
+                await exited(one.process, STOP_SECONDS)
+        finally:
+            self._starting -= 1  # from here, the replacement's own start counts
         if self._closing:
             return
         code = one.process.exitcode

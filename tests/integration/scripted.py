@@ -36,6 +36,12 @@ class Reply:
     declare_length: bool = True
     headers: dict[str, str] = field(default_factory=dict)
 
+    @staticmethod
+    def packed(body: bytes) -> bytes:
+        """``body`` as the endpoint gzips it."""
+        packer = zlib.compressobj(wbits=31)
+        return packer.compress(body) + packer.flush()
+
 
 Script = Callable[[str], Reply]
 
@@ -88,8 +94,7 @@ def _handler(script: Script, seen: list[str], active: list[int]) -> type[BaseHTT
             time.sleep(reply.delay)
             body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
             if reply.gzip:
-                packer = zlib.compressobj(wbits=31)
-                body = packer.compress(body) + packer.flush()
+                body = Reply.packed(body)
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             if reply.gzip:
