@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.spec import load_spec
 from gatekeeper.stats.results import Decision, Outcome, Verdict
 from tests.integration.scripted import Reply, endpoint, matrix
+from tests.process import gatekeeper
 
 WINDOW = Window(start=1_700_000_000.0, end=1_700_000_300.0, step=30.0)
 SIDES = engine.Sides(baseline='track="baseline"', canary='track="canary"')
@@ -226,3 +228,25 @@ def test_a_cancelled_fetch_closes_its_connections_at_once() -> None:
         while prometheus.active[0] and time.monotonic() < deadline:
             time.sleep(0.05)
         assert prometheus.active[0] == 0
+
+
+def test_cli_analyze_on_a_trickling_source_exits_3_within_its_deadline(tmp_path: Path) -> None:
+    """The reported case: ``analyze --prometheus-timeout 5`` had not answered after 240 s."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "provider: generic\nservice: shop\ninterval: 30s\nmetrics:\n"
+        "  - {name: errors, template: request-success-rate, critical: true}\n"
+    )
+    with endpoint(lambda _query: TRICKLE) as prometheus:
+        started = time.monotonic()
+        done = gatekeeper(
+            "analyze", "--prometheus", prometheus.url, "--prometheus-timeout", "5",
+            "--prometheus-deadline", "3", "--spec", str(spec),
+            "--baseline", 'track="baseline"', "--canary", 'track="canary"',
+            "--start", f"{WINDOW.start:.0f}", "--end", f"{WINDOW.end:.0f}",
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+    assert done.returncode == 3, done.stderr
+    assert "ERROR" in done.stdout
+    assert "did not answer within" in done.stdout
+    assert elapsed < 3 + 20  # the deadline, plus the interpreter's start (a shared CI core)
