@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from controller import cli as controller_cli
-from gatekeeper import demo, engine, kayenta_import, wire
+from gatekeeper import demo, engine, kayenta_import, preflight, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
@@ -209,7 +209,7 @@ def analyze_local(args: argparse.Namespace) -> pb.Verdict:
     source = PrometheusSource(args.prometheus, _prometheus_options(args))
     try:
         if args.preflight:
-            verdict = engine.preflight(
+            verdict = preflight.run(
                 spec, source=source, baseline=args.baseline, end=end, lookback_seconds=end - start
             )
         else:

@@ -7,7 +7,6 @@ an analysis spec first; ``preflight`` checks that the baseline has data at all.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,12 +30,7 @@ from gatekeeper.stats.model import (
     RatioSeries,
 )
 from gatekeeper.stats.results import (
-    Decision,
-    Effect,
     MetricKind,
-    MetricResult,
-    Outcome,
-    SideSummary,
     Verdict,
 )
 
@@ -346,126 +340,3 @@ def analyze(
     """Fetch both sides of every metric over ``window`` from ``data`` and judge them."""
     metrics = data.fetch(spec, sides=sides, window=window)
     return judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
-
-
-# --- preflight -----------------------------------------------------------------------------
-
-PREFLIGHT_ROLE = {
-    MetricKind.RATIO: "total",
-    MetricKind.HISTOGRAM: "buckets",
-    MetricKind.VALUES: "query",
-}
-_MAX_PREFLIGHT_POINTS = 2000
-
-
-def _present(kind: MetricKind, answer: list[RangeSeries], window: Window) -> np.ndarray:
-    """Whether the baseline had data at each evaluation time."""
-    if kind is MetricKind.HISTOGRAM:
-        answer = [s for s in answer if s.labels.get("le") in ("+Inf", "Inf", "inf")]
-    grid = series.on_grid(answer, window)
-    if kind is MetricKind.VALUES:
-        return ~np.isnan(grid)
-    return ~np.isnan(grid) & (np.nan_to_num(grid) > 0)
-
-
-def _gaps(present: np.ndarray, window: Window) -> list[str]:
-    gaps, start = [], None
-    for k, ok in enumerate([*present.tolist(), True]):
-        if not ok and start is None:
-            start = k
-        elif ok and start is not None:
-            begin = window.start + start * window.step
-            until = window.start + k * window.step
-            gaps.append(
-                f"{_clock(begin)} to {_clock(until)} UTC ({format_duration(until - begin)})"
-            )
-            start = None
-    return gaps
-
-
-def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
-
-
-def preflight(
-    spec: AnalysisSpec,
-    *,
-    source: MetricSource,
-    baseline: str,
-    end: float,
-    lookback_seconds: float = 86_400.0,
-) -> Verdict:
-    """Check that the baseline has data for every metric over the lookback; report each gap.
-
-    A rollout should not start without a baseline SLI anyone has seen: the verdict is PASS
-    when every metric had data throughout, INCONCLUSIVE (metrics NO_DATA) with the gaps
-    otherwise, and ERROR when the source failed.
-    """
-    step = max(spec.interval_seconds, lookback_seconds / _MAX_PREFLIGHT_POINTS)
-    window = Window(end - lookback_seconds, end, step)
-    results = []
-    for metric in spec.metrics:
-        kind = spec.kind_of(metric)
-        role = PREFLIGHT_ROLE[kind]
-        query = render(spec, metric, selector=baseline, step=step)[role]
-        results.append(_preflight_metric(spec, metric, source, query, window))
-    live = [r for r in results if not r.dry_run]
-    if any(r.outcome is Outcome.ERROR for r in live):
-        decision, why = Decision.ERROR, "the metric source failed"
-    elif all(r.outcome is Outcome.PASS for r in live):
-        decision, why = (
-            Decision.PASS,
-            "the baseline has data for every metric over the last "
-            f"{format_duration(lookback_seconds)}",
-        )
-    else:
-        missing = ", ".join(r.name for r in live if r.outcome is not Outcome.PASS)
-        decision, why = Decision.INCONCLUSIVE, f"baseline data missing for {missing}"
-    score_ = 100.0 * sum(r.outcome is Outcome.PASS for r in live) / max(1, len(live))
-    return Verdict(
-        decision=decision, score=score_, metrics=tuple(results), summary=f"{decision.value}: {why}"
-    )
-
-
-def _preflight_metric(
-    spec: AnalysisSpec, metric: MetricSpec, source: MetricSource, query: str, window: Window
-) -> MetricResult:
-    settings = spec.settings(metric)
-    nothing = Effect(math.nan, math.nan, math.nan, 0.0, "")
-
-    def result(outcome: Outcome, reason: str, count: float = 0.0) -> MetricResult:
-        return MetricResult(
-            name=metric.name,
-            outcome=outcome,
-            critical=settings.critical,
-            test="baseline preflight",
-            p_value=math.nan,
-            effect=nothing,
-            baseline=SideSummary(count=count),
-            canary=SideSummary(),
-            reason=reason,
-            dry_run=settings.dry_run,
-            group=settings.group,
-            weight=settings.weight,
-            queries=(f"baseline: {query}",),
-        )
-
-    try:
-        answer = source.query_range(query, window=window)
-    except SourceError as exc:
-        return result(Outcome.ERROR, f"metric source error: {exc}")
-    except QueryRejected as exc:
-        raise QueryRejected(
-            f"metric {metric.name}: {exc} [query: {query}]", query=query, metric=metric.name
-        ) from None
-    present = _present(settings.kind, answer, window)
-    gaps = _gaps(present, window)
-    seen = float(present.sum())
-    if not gaps:
-        return result(
-            Outcome.PASS, f"baseline data at every {format_duration(window.step)} step", seen
-        )
-    if seen == 0:
-        return result(Outcome.NO_DATA, "no baseline data at all over the lookback", seen)
-    shown = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
-    return result(Outcome.NO_DATA, f"{len(gaps)} gap(s) in the baseline: {shown}", seen)

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gatekeeper import engine, wire
+from gatekeeper import engine, preflight, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import FailedPrecondition, FieldViolation, InvalidArgument, collect
 from gatekeeper.sources.base import BatchSource, MetricSource, Window
@@ -157,20 +157,34 @@ class AnalysisService:
                 "this server has no metric source: start it with --prometheus URL"
             )
         if request.preflight:
-            spec = self.resolve(request)
-            window = self.window(request, spec, now=time.time())
-            sides = self.sides(request)
             if self.promql is None:
                 raise FailedPrecondition("preflight needs a Prometheus source (--prometheus URL)")
-            return engine.preflight(
+            spec = self.resolve(request)
+            window = self.window(request, spec, now=time.time())
+            return preflight.run(
                 spec,
                 source=self.promql,
-                baseline=sides.baseline,
+                baseline=self.sides(request).baseline,
                 end=window.end,
                 lookback_seconds=window.end - window.start,
             )
         spec, window, sides, look = self.prepare(request)
         return engine.analyze(spec, data=self.data, sides=sides, window=window, look=look)
+
+    async def _preflight(
+        self, request: pb.AnalyzeRequest, source: BatchSource, timeout: float | None
+    ) -> Verdict:
+        """A preflight on the event loop, within the caller's deadline (see :meth:`run`)."""
+        spec = self.resolve(request)
+        window = self.window(request, spec, now=time.time())
+        return await preflight.run_async(
+            spec,
+            source=source,
+            baseline=self.sides(request).baseline,
+            end=window.end,
+            lookback_seconds=window.end - window.start,
+            timeout=timeout,
+        )
 
     def prepare(
         self, request: pb.AnalyzeRequest
@@ -200,6 +214,9 @@ class AnalysisService:
         """
         request = parse_analyze_request(data)
         source = self.data.source if isinstance(self.data, engine.PromQLData) else None
+        if request.preflight and isinstance(self.promql, BatchSource):
+            verdict = await self._preflight(request, self.promql, fetch_budget(time_remaining))
+            return wire.verdict_message(verdict).SerializeToString()
         if request.preflight or not isinstance(source, BatchSource):
             verdict = await asyncio.to_thread(self.run, request)
             return wire.verdict_message(verdict).SerializeToString()

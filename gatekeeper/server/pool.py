@@ -19,6 +19,7 @@ passes while judged gets :class:`DeadlineExceeded` and the result is dropped ("r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -76,10 +77,8 @@ async def exited(process: BaseProcess, timeout: float) -> bool:
     """
     if process.exitcode is not None:
         return True
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(_exit_of(process)), timeout)
-    except TimeoutError:
-        pass
     process.join(0)  # reaps it: returns at once
     return process.exitcode is not None
 

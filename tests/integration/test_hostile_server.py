@@ -73,6 +73,20 @@ def test_a_trickling_source_gives_error_within_the_callers_deadline(
     wait_until(lambda: trickling.active[0] == 0, timeout=5)  # nothing fetches on
 
 
+def test_a_preflight_on_a_trickling_source_gives_error_within_the_deadline(
+    start_server: StartServer, trickling: Endpoint
+) -> None:
+    server = start_server(prometheus_url=trickling.url)
+    request = analyze_request()
+    request.preflight = True
+    request.ClearField("start")
+    with grpc.insecure_channel(server.target) as channel:
+        verdict = pb_grpc.GatekeeperStub(channel).Analyze(request, timeout=3.0)
+    assert verdict.decision == pb.DECISION_ERROR
+    assert all("did not answer within" in m.reason for m in verdict.metrics)
+    wait_until(lambda: trickling.active[0] == 0, timeout=5)
+
+
 @pytest.mark.parametrize(
     ("config", "limit"),
     [({"max_spec_metrics": 1}, "--max-spec-metrics"), ({"max_queries": 4}, "--max-queries")],
