@@ -27,7 +27,7 @@ class Malformed(SourceError):
     """A Prometheus answer that is not a well-formed range-query result."""
 
 
-def parse(body: bytes, *, url: str, query: str, window: Window) -> list[RangeSeries]:
+def parse(body: bytes | bytearray, *, url: str, query: str, window: Window) -> list[RangeSeries]:
     """The series of a range-query answer.
 
     Parameters

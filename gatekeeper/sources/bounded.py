@@ -16,6 +16,7 @@ import aiohttp
 from gatekeeper.errors import SourceError
 
 CHUNK_BYTES = 64 * 1024
+INFLATE_STEP_BYTES = 1024 * 1024
 #: zlib's window bits for "gzip or zlib, detected from the header" (see zlib.decompressobj).
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS
 _ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
@@ -37,8 +38,8 @@ def _mib(size: int) -> str:
     return f"{size / (1024 * 1024):g} MiB"
 
 
-async def read_body(response: aiohttp.ClientResponse, limits: Limits, *, source: str) -> bytes:
-    """The body of ``response``, decompressed, within ``limits``.
+async def read_body(response: aiohttp.ClientResponse, limits: Limits, *, source: str) -> bytearray:
+    """The body of ``response``, decompressed, within ``limits`` (not copied once more).
 
     Raises
     ------
@@ -73,7 +74,7 @@ async def read_body(response: aiohttp.ClientResponse, limits: Limits, *, source:
             raise SourceError(f"{source} answered a corrupt {encoding} body: {exc}") from None
         if len(body) > limits.decompressed_bytes:
             raise _too_inflated(source, limits.decompressed_bytes)
-    return bytes(body)
+    return body
 
 
 def _inflate(
@@ -82,7 +83,8 @@ def _inflate(
     data = chunk
     try:
         while data:
-            body += inflater.decompress(data, limit - len(body) + 1)
+            # Never more than a chunk's worth at once: a bomb inflates a chunk a thousandfold.
+            body += inflater.decompress(data, min(limit - len(body) + 1, INFLATE_STEP_BYTES))
             if len(body) > limit:
                 raise _too_inflated(source, limit)
             data = inflater.unconsumed_tail

@@ -225,7 +225,7 @@ class PrometheusSource:
 
     async def _request(
         self, session: aiohttp.ClientSession, params: dict[str, str], query: str
-    ) -> bytes:
+    ) -> bytearray:
         attempts = self.options.retries + 1
         problem = ""
         for attempt in range(attempts):
@@ -258,7 +258,7 @@ class PrometheusSource:
 
     async def _post(
         self, session: aiohttp.ClientSession, params: dict[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, bytearray]:
         async with session.post(f"{self.url}/api/v1/query_range", data=params) as response:
             body = await read_body(response, self._limits, source=f"Prometheus at {self.url}")
             return response.status, body
@@ -274,7 +274,7 @@ def _ssl_context(options: PrometheusOptions) -> ssl.SSLContext:
     return context
 
 
-def _error_text(body: bytes) -> str:
+def _error_text(body: bytearray) -> str:
     text = body[:2000].decode("utf-8", "replace")
     try:
         document = json.loads(body)
