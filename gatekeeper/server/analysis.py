@@ -4,7 +4,11 @@ Named specs come from ``--spec-dir`` (every ``*.yaml``, ``*.yml`` and ``*.json``
 file stem). Inline specs may use only built-in templates unless the server runs with
 ``--allow-custom-queries``: callers must not run arbitrary PromQL on a shared Prometheus.
 Each request's window is bounded (points per query and length), so one call cannot ask the
-source for months of data.
+source for months of data, and so is its fan-out (metrics per spec, queries per call).
+
+A Prometheus source is fetched on the event loop within the caller's deadline (less a margin
+for judging): past it the verdict is ERROR naming the metric and the source, and a call
+that is cancelled (its client left, or the server shuts down) cancels its queries.
 """
 
 from __future__ import annotations

@@ -11,7 +11,10 @@ A worker judges one request at a time and holds at most ``depth`` (default 2): t
 request waits in its socket, so a busy worker goes from one judgement to the next without
 sleeping in between. Callers wait for a free place in arrival order.
 
-A worker that dies fails its current judgement with :class:`Unavailable` and is replaced;
+A worker that dies fails its current judgement with :class:`Unavailable` and is replaced
+(its exit is awaited on the event loop through the process's sentinel, never in a thread,
+so recovery cannot queue behind blocked ``to_thread`` calls; ``on_capacity`` tells the
+server, whose health is NOT_SERVING while no worker is alive);
 a caller whose deadline passes while queued is never judged ("queued"), one whose deadline
 passes while judged gets :class:`DeadlineExceeded` and the result is dropped ("running").
 """
