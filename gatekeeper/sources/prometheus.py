@@ -174,7 +174,10 @@ class PrometheusSource:
         gate = asyncio.Semaphore(CONCURRENCY)
         connector = aiohttp.TCPConnector(ssl=self._ssl, limit=CONCURRENCY)
         async with aiohttp.ClientSession(
-            connector=connector, headers=self._headers, auto_decompress=False
+            connector=connector,
+            headers=self._headers,
+            auto_decompress=False,  # bounded.read_body inflates, within the limits
+            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as the requests-based client honoured
         ) as session:
 
             async def one(query: str) -> Answer:
