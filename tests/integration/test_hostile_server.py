@@ -27,7 +27,7 @@ from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from tests.integration.conftest import StartProcess, StartServer
 from tests.integration.grpc_server import ServerThread, judge_request, wait_until
-from tests.integration.scripted import Endpoint, Reply, endpoint, matrix
+from tests.integration.scripted import Endpoint, Reply, Script, endpoint, matrix
 from tests.integration.test_hostile_sources import WINDOW
 
 SPEC = (
@@ -192,3 +192,43 @@ def _recover(server: ServerThread) -> list[int]:
     wait_until(lambda: seen[-1] == health_pb2.HealthCheckResponse.SERVING, timeout=10)
     stop.set()
     return seen
+
+
+def _canary_bad(reply: Reply) -> Script:
+    """Healthy answers, but ``reply`` for the canary's bad-event query."""
+
+    def script(query: str) -> Reply:
+        if 'track="canary"' in query and 'code=~"5.."' in query:
+            return reply
+        return Reply(matrix(WINDOW, ({}, [20 if "5.." in query else 10_000] * WINDOW.points)))
+
+    return script
+
+
+EMPTY = b'{"status": "success", "data": {"resultType": "matrix", "result": []}}'
+FAULTS = {
+    "trickle": TRICKLE,
+    "20 MB answer": Reply(EMPTY + b" " * 20_000_000),
+    "gzip to 64 MB": Reply(EMPTY + b" " * 64_000_000, gzip=True),
+    "data a list": Reply({"status": "success", "data": []}),
+    "string timestamp": Reply(
+        {"status": "success", "data": {"result": [{"values": [["1700000030", "1"]]}]}}
+    ),
+    "NaN counts": Reply(matrix(WINDOW, ({}, ["NaN"] * WINDOW.points))),
+    "503 throughout": Reply(b"overloaded", status=503),
+}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_every_source_fault_is_a_verdict_error_within_the_callers_deadline(
+    start_server: StartServer, fault: str
+) -> None:
+    spec = SPEC.split("  - {name: latency", maxsplit=1)[0]  # the RATIO metric alone
+    with endpoint(_canary_bad(FAULTS[fault])) as prometheus:
+        server = start_server(prometheus_url=prometheus.url)
+        with grpc.insecure_channel(server.target) as channel:
+            verdict = pb_grpc.GatekeeperStub(channel).Analyze(analyze_request(spec), timeout=5.0)
+    assert verdict.decision == pb.DECISION_ERROR, verdict.summary
+    (metric,) = verdict.metrics
+    assert metric.outcome == pb.OUTCOME_ERROR
+    assert "canary" in metric.reason
