@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from gatekeeper.errors import FieldViolation, InvalidArgument
 from gatekeeper.sources.base import Window
+from gatekeeper.sources.checks import MAX_COUNT
 from gatekeeper.stats.model import (
     BoolArray,
     FloatArray,
@@ -275,9 +276,14 @@ def _check_values(parsed: _Parsed, kinds: ObjectArray, problems: _Problems) -> N
     ratio, hist = kinds == MetricKind.RATIO, kinds == MetricKind.HISTOGRAM
     for name, rows in (("bad", ratio), ("total", ratio), ("count", hist)):
         values = num[name]
-        wrong = rows & ~(np.isfinite(values) & (values >= 0)) & ~parsed.unreadable[name]
+        usable = np.isfinite(values) & (values >= 0) & (values <= MAX_COUNT)
+        wrong = rows & ~usable & ~parsed.unreadable[name]
         for row in np.flatnonzero(wrong):
-            problems.row(int(row), f"{name}: must be a finite count >= 0, got {values[row]:g}")
+            problems.row(
+                int(row),
+                f"{name}: must be a finite count >= 0 and at most {MAX_COUNT:g} per interval, "
+                f"got {values[row]:g}",
+            )
     problems.add(
         ratio & (num["bad"] > num["total"]),
         lambda r: f"bad {num['bad'][r]:g} > total {num['total'][r]:g}",
