@@ -1,12 +1,13 @@
 """The oracle SPRT: when a test that knows the true regression would roll a canary back.
 
-The speed anchor of the decision-quality benchmark (``docs``: ``benchmarks/README.md``).
+The speed anchor of the decision-quality benchmark (see ``benchmarks/README.md``).
 Wald's sequential probability ratio test of the FAIL boundary (the null: the canary is
 exactly at baseline x (1 + tolerance), the boundary the gatekeeper tests) against the
 canary's *true* regression (the alternative, known to the oracle because the traffic is
 simulated). Among all tests of the same null and alternative with the same error rates,
-Wald's test needs the fewest observations on average (Wald and Wolfowitz, 1948): no valid
-judge can be expected to roll back a canary with fewer bad requests.
+Wald's test needs the fewest observations on average (Wald and Wolfowitz, 1948, for its
+two-boundary form), and a judge does not even know the alternative: no valid judge can be
+expected to roll back a canary with fewer bad requests.
 
 The oracle is one-sided and open-ended: it only ever FAILs, at the first look where the
 cumulative log-likelihood ratio reaches ``log(1 / alpha)``. Under the null the likelihood

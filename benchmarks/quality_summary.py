@@ -350,8 +350,11 @@ def healthy_pass(summary: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dic
 
 
 def headline(report: dict[str, Any]) -> dict[str, Any]:
-    """The figures compared before and after a change of the judge: the gatekeeper's healthy
-    PASS rate per family and its ratio to the oracle per regression family."""
+    """The figures compared before and after a change of the judge.
+
+    The gatekeeper's healthy PASS rate per family and its ratio to the oracle per
+    regression family (of each one's caught rollouts, and paired), from a report.
+    """
     return {
         "healthy_pass_rate": {g: r["gatekeeper"] for g, r in report["healthy_pass"].items()},
         "oracle_ratio": {f: r["rules"]["gatekeeper"]["ratio"] for f, r in report["oracle"].items()},
