@@ -13,7 +13,12 @@ The oracle is one-sided and open-ended: it only ever FAILs, at the first look wh
 cumulative log-likelihood ratio reaches ``log(1 / alpha)``. Under the null the likelihood
 ratio is a non-negative martingale of mean 1, so by Ville's inequality it reaches
 ``1 / alpha`` with probability at most ``alpha`` at any look: the oracle spends its alpha
-exactly as an anytime-valid judge does.
+exactly as an anytime-valid judge does. Where the true regression is not beyond the
+boundary (a leak's first minutes, a tail on the boundary) the alternative is the boundary
+itself and the look adds nothing: a ratio against a smaller alternative would grow on a
+canary *better* than the boundary, which is no evidence of harm. With every alternative at
+or beyond the boundary the ratio is monotone in the canary's bad events, so it is a
+supermartingale for every canary at or inside the boundary, the FAIL test's whole null.
 
 Per interval, the likelihoods are those of the data the judge sees:
 
@@ -130,8 +135,9 @@ def ratio_llr(
     numpy.ndarray
         One log-likelihood ratio per interval of the canary's share of the interval's bad
         events, binomial with ``p = r w / (r w + 1)`` (``w``: canary over baseline
-        requests) at ``r = ratio`` against ``r = boundary``; 0 for an interval without bad
-        events or without requests on a side (it carries no information on ``r``).
+        requests) at ``r = max(ratio, boundary)`` against ``r = boundary``; 0 for an
+        interval without bad events or without requests on a side (it carries no
+        information on ``r``) and where ``ratio`` is at or inside the boundary.
 
     References
     ----------
@@ -148,6 +154,7 @@ def ratio_llr(
         raise ValueError(f"boundary must be > 0, got {boundary}")
     if np.any(~(alt >= 0)):
         raise ValueError("ratio must be >= 0 (inf: a baseline without bad events)")
+    alt = np.maximum(alt, boundary)  # no evidence of harm inside the boundary
     keep = (b_total > 0) & (c_total > 0) & (b_bad + c_bad > 0)
     w = c_total[keep] / b_total[keep]
     p_null = boundary * w / (boundary * w + 1.0)
@@ -179,7 +186,8 @@ def tail_llr(
     Returns
     -------
     numpy.ndarray
-        One binomial log-likelihood ratio per interval.
+        One binomial log-likelihood ratio per interval, of ``max(share, boundary_share)``
+        against ``boundary_share`` (0 everywhere when the share is not beyond it).
 
     References
     ----------
@@ -194,7 +202,7 @@ def tail_llr(
     return _binomial_llr(
         hits=above,
         trials=total,
-        p_alt=np.full_like(total, share),
+        p_alt=np.full_like(total, max(share, boundary_share)),
         p_null=np.full_like(total, boundary_share),
     )
 

@@ -95,6 +95,44 @@ def test_tail_llr_is_the_binomial_ratio() -> None:
     assert found[1] == pytest.approx(50 * math.log(0.97 / 0.99), rel=1e-12)
 
 
+def test_an_alternative_inside_the_boundary_is_no_evidence_of_harm() -> None:
+    # a canary without bad events: against r = 0.5 it would look like a "regression"
+    inside = oracle.ratio_llr(
+        baseline_bad=[20, 20],
+        baseline_total=[1000, 1000],
+        canary_bad=[0, 0],
+        canary_total=[1000, 1000],
+        boundary=BOUNDARY,
+        ratio=[0.5, BOUNDARY],
+    )
+    assert inside.tolist() == [0.0, 0.0]
+    tail = oracle.tail_llr(
+        canary_above=[0, 0], canary_total=[1000, 1000], boundary_share=0.01, share=0.005
+    )
+    assert tail.tolist() == [0.0, 0.0]
+    assert oracle.sprt(increments=tail, alpha=0.005).look is None
+
+
+def test_a_leak_starting_inside_the_boundary_hardly_ever_fails_a_better_canary() -> None:
+    """Alternatives from 0.2x to 5x; the canary truly at half the baseline's rate."""
+    rng = np.random.default_rng(21)
+    runs, looks = 2000, 34
+    ratio = np.linspace(0.2, 5.0, looks)
+    total = np.full(looks, 2000.0)
+    fails = 0
+    for _ in range(runs):
+        increments = oracle.ratio_llr(
+            baseline_bad=rng.binomial(2000, 0.01, looks),
+            baseline_total=total,
+            canary_bad=rng.binomial(2000, 0.005, looks),
+            canary_total=total,
+            boundary=BOUNDARY,
+            ratio=ratio,
+        )
+        fails += oracle.sprt(increments=increments, alpha=0.05).failed
+    assert fails <= 0.05 * runs / 10
+
+
 @pytest.mark.parametrize(
     ("boundary_share", "share", "name"), [(0.01, 1.0, "share"), (0.0, 0.5, "boundary_share")]
 )
