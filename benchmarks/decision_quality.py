@@ -204,6 +204,8 @@ def _oracle(case: corpus.Case, prepared: Prepared, spec: AnalysisSpec) -> rules.
     level = oracle.metric_alpha(alpha=spec.alpha, metrics=len(spec.metrics))
     kind = MetricKind.RATIO if case.family in corpus.ERROR_FAMILIES else MetricKind.HISTOGRAM
     settings = next(s for s in map(spec.settings, spec.metrics) if s.kind is kind)
+    if settings.absolute_tolerance != 0.0:
+        raise ValueError(f"{settings.name}: the oracle tests a relative boundary only")
     canary = prepared.canary
     if kind is MetricKind.RATIO:
         increments = oracle.ratio_llr(
