@@ -62,6 +62,11 @@ bench-ui: venv
 bench-quality: venv
 	$(BIN)/python -m benchmarks.decision_quality
 
+# Replays per second: the local pool against a Dask LocalCluster of 2 workers (~6 min on 2 busy cores).
+.PHONY: bench-replay
+bench-replay: venv
+	$(BIN)/python benchmarks/replay_throughput.py
+
 # README's screenshot of a FAIL verdict page (docs/ui-fail.png), by headless chromium.
 ui-screenshot: venv system-deps
 	$(BIN)/python tools/ui_screenshot.py

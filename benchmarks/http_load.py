@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import platform
 import sys
 import time
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight each")
     parser.add_argument("--workers", type=int, default=2, help="judge processes")
     args = parser.parse_args()
+    load = round(os.getloadavg()[0], 2)  # other work on the host slows every phase
     port = grpc_load.free_port()
     server, target = grpc_load.start_server(args.workers, "--http-port", str(port))
     url = f"http://127.0.0.1:{port}"
@@ -135,7 +137,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     report = {
-        "machine": {"cpus": multiprocessing.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": multiprocessing.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_start": load,
+        },
         "settings": vars(args),
         "phases": results,
         "http_over_grpc_small_judge_rps": round(

@@ -31,6 +31,8 @@ from gatekeeper.server import flagger, kayenta_remote
 from gatekeeper.server import http as http_routes
 from gatekeeper.server.analysis import (
     DEFAULT_MAX_POINTS,
+    DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_SPEC_METRICS,
     DEFAULT_MAX_WINDOW_SECONDS,
     AnalysisService,
     load_spec_dir,
@@ -88,6 +90,8 @@ class ServerConfig:
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+    max_spec_metrics: int = DEFAULT_MAX_SPEC_METRICS
+    max_queries: int = DEFAULT_MAX_QUERIES
     #: Verdicts kept for the pages (``/ui/`` on the HTTP port); 0 keeps none and serves none.
     ui_verdicts: int = DEFAULT_UI_VERDICTS
     ui_max_bytes: int = DEFAULT_UI_MAX_BYTES
@@ -117,6 +121,8 @@ def analysis_service(
         allow_custom_queries=config.allow_custom_queries,
         max_points=config.max_points,
         max_window_seconds=config.max_window_seconds,
+        max_spec_metrics=config.max_spec_metrics,
+        max_queries=config.max_queries,
         on_analyzed=None if recorder is None else recorder.analyzed,
     )
 
@@ -200,6 +206,39 @@ class RunningServer:
             self.endpoint.close()
 
 
+class HealthFollower:
+    """Health follows the judge pool: NOT_SERVING while no judge worker is alive (large
+    Judge calls cannot be served then), SERVING again once a replacement is ready.
+
+    Before the server has started, and once it shuts down (the health servicer then
+    ignores updates), the pool's changes do not matter.
+    """
+
+    def __init__(self, health: HealthServicer) -> None:
+        self._health = health
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.started = False
+
+    def changed(self, live: int) -> None:
+        """The pool has ``live`` workers now."""
+        if not self.started:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if live
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if not live:
+            log.error("no judge worker is alive: health is NOT_SERVING until one is replaced")
+        task = asyncio.get_running_loop().create_task(self._set(status))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ("", SERVICE):
+            await self._health.set(name, status)
+
+
 async def start(
     config: ServerConfig,
     *,
@@ -236,6 +275,8 @@ async def start(
     token = None if config.auth_token_file is None else read_token(config.auth_token_file)
     metrics = ServiceMetrics()
     observing = ObservingInterceptor(metrics)
+    health = HealthServicer()
+    follower = HealthFollower(health)
     if judging is None:
         judging = Judging(
             workers=default_workers() if config.workers is None else config.workers,
@@ -243,6 +284,7 @@ async def start(
             contention=partial(observing.arrived, "Judge"),
             on_abandoned=metrics.abandon,
             on_dispatched=metrics.dispatched,
+            on_capacity=follower.changed,
         )
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]
@@ -259,7 +301,6 @@ async def start(
         judging=judging, metrics=metrics, analysis=analysis, observer=observer
     )
     server.add_generic_rpc_handlers((servicer.handler(),))
-    health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
     address = f"{config.host}:{config.port}"
@@ -283,6 +324,7 @@ async def start(
         http = await start_http(config, gateway, routes)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    follower.started = True
     return RunningServer(
         config=config,
         server=server,

@@ -30,7 +30,7 @@ from gatekeeper import wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import DeadlineExceeded
 from gatekeeper.server import worker
-from gatekeeper.server.pool import AbandonedHook, WorkerPool
+from gatekeeper.server.pool import AbandonedHook, CapacityHook, WorkerPool
 from gatekeeper.server.worker import Judged, Rejected
 
 DEFAULT_INLINE_MAX_POINTS = 20_000
@@ -62,6 +62,8 @@ class Judging:
     quiet_seconds : float
         How long before a small request no other Judge call may have arrived for it to be
         judged inline.
+    on_capacity : callable, optional
+        Told the number of live pool workers whenever it changes (health follows it).
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class Judging:
         on_abandoned: AbandonedHook = _ignore,
         on_dispatched: Callable[[str], None] = _ignore,
         quiet_seconds: float = DEFAULT_QUIET_SECONDS,
+        on_capacity: CapacityHook | None = None,
     ) -> None:
         self.workers = workers
         self.inline_max_points = inline_max_points
@@ -83,12 +86,15 @@ class Judging:
         self._pool: WorkerPool | None = None
         self._active = 0
         self._contention = contention or (lambda: self._active)
+        self._on_capacity = on_capacity
 
     async def start(self) -> None:
         """Start the pool and wait until every worker has imported the judge."""
         if self.workers <= 0:
             return
-        self._pool = WorkerPool(workers=self.workers, on_abandoned=self._on_abandoned)
+        self._pool = WorkerPool(
+            workers=self.workers, on_abandoned=self._on_abandoned, on_capacity=self._on_capacity
+        )
         await self._pool.start()
 
     def worker_pids(self) -> tuple[int, ...]:

@@ -31,6 +31,7 @@ the ``observer`` of :func:`gatekeeper.server.app.start`, a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -74,10 +75,11 @@ class Gateway:
     auth: BearerTokenAuth | None
     max_body_bytes: int
 
-    async def judge(self, request: pb.JudgeRequest) -> pb.Verdict:
-        """Judge through the servicer (pool, counters, logs, observer)."""
-        data = await self.servicer.judge(request.SerializeToString(), time_remaining=None)
-        return pb.Verdict.FromString(data)
+    async def judge(self, request: pb.JudgeRequest | bytes) -> pb.Verdict:
+        """Judge a request (or its binary encoding) through the servicer (pool, counters,
+        logs, observer)."""
+        data = request if isinstance(request, bytes) else request.SerializeToString()
+        return pb.Verdict.FromString(await self.servicer.judge(data, time_remaining=None))
 
     async def analyze(self, request: pb.AnalyzeRequest) -> pb.Verdict:
         """Fetch and judge through the servicer."""
@@ -228,11 +230,20 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+def _binary_judge_request(body: bytes) -> bytes:
+    """A JudgeRequest in the JSON mapping, re-encoded in the binary one for the judge pool."""
+    json_object(body, pb.JudgeRequest.DESCRIPTOR.full_name)
+    return wire.parse_judge_request(body, json=True).SerializeToString()
+
+
 async def judge(request: web.Request) -> web.Response:
-    """``POST /v1/judge``: a JudgeRequest in, a Verdict out."""
-    body = json_object(await request.read(), pb.JudgeRequest.DESCRIPTOR.full_name)
-    message = wire.parse_judge_request(body, json=True)
-    return verdict_response(await request.app[GATEWAY].judge(message))
+    """``POST /v1/judge``: a JudgeRequest in, a Verdict out.
+
+    The JSON mapping is decoded in a thread: protobuf's JSON parser is Python, a few
+    milliseconds per thousand values, and the event loop must keep answering meanwhile.
+    """
+    data = await asyncio.to_thread(_binary_judge_request, await request.read())
+    return verdict_response(await request.app[GATEWAY].judge(data))
 
 
 async def analyze(request: web.Request) -> web.Response:

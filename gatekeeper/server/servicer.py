@@ -82,10 +82,11 @@ class GatekeeperServicer:
             self._observe("Judge", pb.JudgeRequest.FromString(data), judged.verdict)
         return judged.verdict
 
-    async def analyze(self, data: bytes) -> bytes:
-        """Fetch and judge an encoded AnalyzeRequest; the encoded Verdict, or a domain error."""
+    async def analyze(self, data: bytes, *, time_remaining: float | None = None) -> bytes:
+        """Fetch and judge an encoded AnalyzeRequest within the caller's remaining time; the
+        encoded Verdict, or a domain error raised."""
         started = time.perf_counter()
-        answer = await self._analysis.analyze(data)
+        answer = await self._analysis.analyze(data, time_remaining=time_remaining)
         verdict = pb.Verdict.FromString(answer)
         decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
         self._metrics.verdicts.labels(decision=decision).inc()
@@ -114,7 +115,7 @@ class GatekeeperServicer:
     async def Analyze(self, data: bytes, context: Context) -> bytes:  # noqa: N802
         """Fetch from the metric source and judge; failures become statuses of the table."""
         try:
-            return await self.analyze(data)
+            return await self.analyze(data, time_remaining=context.time_remaining())
         except Exception as error:
             await abort(context, error)
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gatekeeper.stats import mann_whitney, power, preprocess, rates, sequential, tails
+from gatekeeper.stats import mann_whitney, pods, power, preprocess, rates, sequential, tails
 from gatekeeper.stats.model import (
     FloatArray,
     HistogramSeries,
@@ -335,33 +335,27 @@ def _ratio_pass(
 
     Without an absolute part the boundary is a rate ratio (the stratified test); with one it
     is ``(1 + pass_tolerance) x baseline + pass_absolute_tolerance``, whose region holds
-    the ratio's, so the difference test alone decides: the fixed-sample score test, or over
-    the looks the union of both sides' anytime bounds (:func:`sequential.rate_margin_pvalue`).
+    the ratio's, so the difference alone decides, by the union of both sides' own bounds:
+    exact binomial ones (:func:`rates.rate_margin_exact_pvalue`), or over the looks anytime
+    ones (:func:`sequential.rate_margin_pvalue`).
     Downwards the boundary is the mirror image, the sides' roles swapped: baseline <= (1 +
     pass_tolerance) x canary + pass_absolute_tolerance, so swapping the sides swaps HIGH and LOW.
     """
     factor = 1.0 + margin.relative
     if margin.absolute <= 0:
         return p_value(factor if upward else 1.0 / factor, "less" if upward else "greater", "pass")
-    if not looks.anytime:
-        if upward:
-            return rates.rate_difference_test(
-                counts=counts, factor=factor, offset=margin.absolute
-            ).p_less
-        return rates.rate_difference_test(
-            counts=counts, factor=1.0 / factor, offset=-margin.absolute / factor
-        ).p_greater
     baseline = (counts.baseline_bad, counts.baseline_total)
     canary = (counts.canary_bad_total, counts.canary_total)
+    union = rates.rate_margin_exact_pvalue if not looks.anytime else sequential.rate_margin_pvalue
     if upward:
-        return sequential.rate_margin_pvalue(
+        return union(
             baseline=baseline,
             canary=canary,
             factor=factor,
             offset=margin.absolute,
             dispersion=counts.dispersion,
         )
-    return sequential.rate_margin_pvalue(  # the sides' roles swapped
+    return union(  # the sides' roles swapped
         baseline=canary,
         canary=baseline,
         factor=factor,
@@ -452,6 +446,8 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
     )
     if counts.dispersion > 1.0:
         detail += f", overdispersion {counts.dispersion:.2g}"
+    if note := pods.one_pod_note(counts.canary_pods):
+        detail += f"; {note}"
     if counts.events <= 0:
         detail += "; no bad events on either side" + (
             ""
@@ -888,6 +884,9 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
             f"; no bucket bound lies between the baseline p{name} {_num(q_base)} and the PASS "
             "boundary, so these buckets cannot show the canary inside it: add a bound there"
         )
+    canary_pods = state.canary.pods
+    if note := pods.one_pod_note(0 if canary_pods is None else canary_pods.shape[1]):
+        detail += f"; {note}"
     return state.core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 

@@ -181,11 +181,39 @@ def margin_conflicts(
 
 
 @dataclass(frozen=True, slots=True, eq=False)
+class PodCounts:
+    """Bad and total event counts per interval and pod: ``bad[i, j]`` of pod ``names[j]``.
+
+    ``bad`` and ``total`` have shape (intervals, pods), ``0 <= bad <= total``; a pod that
+    served nothing in an interval has zeros there. Names are non-empty and unique.
+    """
+
+    names: tuple[str, ...]
+    bad: FloatArray
+    total: FloatArray
+
+    @property
+    def count(self) -> int:
+        """Number of pods."""
+        return len(self.names)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
 class RatioSeries:
-    """Bad and total event counts per interval (equal lengths, 0 <= bad <= total)."""
+    """Bad and total event counts per interval (equal lengths, 0 <= bad <= total).
+
+    ``pods``, when the source broke the counts down by pod, holds them per pod; ``bad`` and
+    ``total`` are then their sums (see :meth:`from_pods`).
+    """
 
     bad: FloatArray
     total: FloatArray
+    pods: PodCounts | None = None
+
+    @classmethod
+    def from_pods(cls, pods: PodCounts) -> RatioSeries:
+        """The series of a side whose counts are known per pod (aggregates derived)."""
+        return cls(bad=pods.bad.sum(axis=1), total=pods.total.sum(axis=1), pods=pods)
 
     @property
     def intervals(self) -> int:
@@ -198,11 +226,13 @@ class HistogramSeries:
     """Cumulative bucket counts per interval: ``counts[i, j]`` observations <= ``upper_bounds[j]``.
 
     ``upper_bounds`` is strictly increasing and ends with +Inf; ``counts`` has shape
-    (intervals, buckets).
+    (intervals, buckets). ``pods``, when the source broke the buckets down by pod, holds
+    them per pod with shape (intervals, pods, buckets); ``counts`` is then their sum.
     """
 
     upper_bounds: FloatArray
     counts: FloatArray
+    pods: FloatArray | None = None
 
     @property
     def intervals(self) -> int:

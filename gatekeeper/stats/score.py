@@ -102,7 +102,7 @@ def decide(
     if scores.score >= pass_score:
         note = f"; non-critical regressions: {_list(regressed)}" if regressed else ""
         return Decision.PASS, (
-            f"every metric within tolerance{note}; score {scores.score:.0f}"
+            f"every metric inside its PASS boundary{note}; score {scores.score:.0f}"
             if not regressed
             else f"score {scores.score:.0f} >= pass {pass_score:.0f}{note}"
         )
@@ -197,18 +197,19 @@ def load_hint(
 ) -> LoadHint | None:
     """How many more canary requests the undecided metrics need, at what rate, how long.
 
-    The largest finite need of the undecided request-counting metrics (RATIO, HISTOGRAM).
+    The largest finite need of the undecided request-counting metrics (RATIO, HISTOGRAM),
+    each for its PASS boundary (or its FAIL boundary where PASS is out of reach).
     With ``interval_seconds``: ``seconds`` is the rest of the planned looks (or, without a
     plan, as long as the data seen so far) and ``rps`` the synthetic canary rate to add on
     top of the organic canary traffic seen so far (0: waiting is enough).
     """
     needs = [
-        (c.comparison.needed, m)
+        (_settling_need(c.comparison), m)
         for c, m in zip(classified, metrics, strict=True)
         if c.outcome is Outcome.LOW_TRAFFIC
         and not m.settings.dry_run
         and c.comparison.unit == "requests"
-        and math.isfinite(c.comparison.needed)
+        and math.isfinite(_settling_need(c.comparison))
     ]
     if not needs:
         return None
@@ -226,6 +227,15 @@ def load_hint(
     organic = classified_canary_count(metric) / (max(1, intervals) * interval)
     rps = max(0.0, needed / seconds - organic)
     return LoadHint(canary_requests_needed=needed, rps=rps, seconds=math.ceil(seconds))
+
+
+def _settling_need(found: Comparison) -> float:
+    """What the PASS bound needs, or, when the canary looks beyond its reach, the FAIL bound.
+
+    A promotion waits for the PASS bound; a canary that looks worse than the PASS boundary
+    will not be promoted, and more load then only hastens its FAIL.
+    """
+    return found.needed if math.isfinite(found.needed) else found.fail_needed or math.inf
 
 
 def _intervals(metric: MetricData) -> int:

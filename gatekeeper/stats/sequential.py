@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gatekeeper.stats.model import FloatArray
-from gatekeeper.stats.rates import StratifiedCounts
+from gatekeeper.stats.rates import StratifiedCounts, union_pvalue
 
 _BASEL = 6.0 / math.pi**2
 
@@ -294,10 +294,6 @@ def _p_from_log_es(log_e: FloatArray) -> FloatArray:
     return np.asarray(np.where(log_e <= 0, 1.0, np.exp(-np.maximum(log_e, 0.0))), dtype=float)
 
 
-#: Points of the baseline-rate grid on which :func:`rate_margin_pvalue` bounds its supremum.
-_GRID = 24
-
-
 def rate_margin_pvalue(
     *,
     baseline: tuple[float, float],
@@ -358,32 +354,15 @@ def rate_margin_pvalue(
         return float(min(1.0, 2.0 * _p_from_log_es(p0)[0]))
     baseline_mixture = MIXTURES["rate_baseline", "pass"]
 
-    def cells(low: float, high: float) -> tuple[FloatArray, FloatArray]:
-        """Grid on [low, high] and, per cell [b_i, b_i+1], min(p_c(b_i), p_b(b_i+1))."""
-        grid = np.geomspace(low, high, _GRID)
-        p_c = _p_from_log_es(
-            _binomial_log_e(c_bad, c_total, factor * grid + offset, "less", canary_mixture)
+    def p_canary(b: FloatArray) -> FloatArray:
+        return _p_from_log_es(
+            _binomial_log_e(c_bad, c_total, factor * b + offset, "less", canary_mixture)
         )
-        p_b = _p_from_log_es(_binomial_log_e(b_bad, b_total, grid, "greater", baseline_mixture))
-        return grid, np.minimum(p_c[:-1], p_b[1:])
 
-    estimate = min(b_bad / b_total, top)
-    low, high = max(estimate / 100.0, 1e-12), top * (1.0 - 1e-9)
-    # Below the grid the min is at most p_b(low) (p_b rises); above it at most p_c(high).
-    outside = max(
-        _p_from_log_es(_binomial_log_e(b_bad, b_total, low, "greater", baseline_mixture))[0],
-        _p_from_log_es(
-            _binomial_log_e(c_bad, c_total, factor * high + offset, "less", canary_mixture)
-        )[0],
-    )
-    grid, coarse = cells(low, high)
-    # The sup sits where the two cross: refine the largest coarse cell (and its neighbours).
-    peak = int(coarse.argmax())
-    first, last = max(0, peak - 1), min(_GRID - 1, peak + 2)
-    _, fine = cells(float(grid[first]), float(grid[last]))
-    rest = np.delete(coarse, np.arange(first, last))
-    sup = max(float(fine.max()), float(rest.max()) if rest.size else 0.0, float(outside))
-    return min(1.0, 2.0 * sup)
+    def p_baseline(b: FloatArray) -> FloatArray:
+        return _p_from_log_es(_binomial_log_e(b_bad, b_total, b, "greater", baseline_mixture))
+
+    return union_pvalue(p_canary=p_canary, p_baseline=p_baseline, estimate=b_bad / b_total, top=top)
 
 
 def ratio_confidence_sequence(

@@ -163,3 +163,43 @@ def test_analyze_over_http_is_analyze_over_grpc(
     assert over_http.SerializeToString(deterministic=True) == over_grpc.SerializeToString(
         deterministic=True
     )
+
+
+def test_the_observer_sees_analyze_verdicts_of_both_transports(
+    adapter_prometheus: PrometheusServer, adapter_specs: Path
+) -> None:
+    seen: list[tuple[str, object, pb.Verdict]] = []
+
+    def observer(*, method: str, request: object, verdict: pb.Verdict) -> None:
+        seen.append((method, request, verdict))
+
+    config = app.ServerConfig(
+        port=0,
+        workers=0,
+        http_port=0,
+        prometheus_url=adapter_prometheus.url,
+        spec_dir=adapter_specs,
+    )
+    running = ServerThread(config, observer=observer)
+    try:
+        answer = measure(running, "errors")
+        request = json_format.Parse(rendered_body("errors"), pb.AnalyzeRequest())
+        with grpc.insecure_channel(running.target) as channel:
+            pb_grpc.GatekeeperStub(channel).Analyze(request, timeout=60)
+    finally:
+        running.stop()
+    assert [m for m, _, _ in seen] == ["Analyze", "Analyze"]
+    assert seen[0][1] == request == seen[1][1]
+    assert seen[0][2].decision == pb.DECISION_FAIL
+    assert json_format.Parse(answer.body, pb.Verdict()).decision == pb.DECISION_FAIL
+
+
+def rendered_body(spec_name: str) -> str:
+    """The body Argo sends for ``spec_name`` (see :func:`measure`)."""
+    return rendered(
+        {
+            "spec-name": spec_name,
+            "stable-hash": ADAPTER_SIDES["baseline"]["rollouts_pod_template_hash"],
+            "canary-hash": ADAPTER_SIDES["canary"]["rollouts_pod_template_hash"],
+        }
+    )[3]

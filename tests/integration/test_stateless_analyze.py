@@ -134,3 +134,19 @@ def test_a_lookback_beyond_the_servers_window_limit_names_lookback(
         client.analyze(stateless("healthy", lookback=2 * 86_400))
     assert caught.value.violations[0].field == "lookback"
     assert "at most 24h" in caught.value.violations[0].description
+
+
+def test_a_query_prometheus_rejects_names_metric_and_query_without_start_too(
+    start_server: StartServer, prometheus: PrometheusServer
+) -> None:
+    server = start_server(prometheus_url=prometheus.url, allow_custom_queries=True)
+    request = stateless("healthy")
+    request.spec += (
+        "  - name: broken\n    kind: VALUES\n"
+        "    query: 'sum(rate(http_requests_total{ {{selector}} }[{{interval}}])'\n"
+    )
+    with GatekeeperClient(server.target) as client, pytest.raises(FailedPrecondition) as caught:
+        client.analyze(request)
+    assert "metric broken" in str(caught.value) and "sum(rate(http_requests_total" in str(
+        caught.value
+    )

@@ -162,6 +162,40 @@ def test_no_boundary_is_crossed_more_often_than_its_level(case: Case) -> None:
     print(f"{case.name}: {crossed} of {ROLLOUTS} (bound {bound})")
 
 
+def _fixed_sample_crossed(case: Case, seed: int) -> bool:
+    """One judgement without a Look of the whole rollout's data: the fixed-sample tests."""
+    baseline, canary = case.rollout(
+        np.random.default_rng([17, seed, zlib.crc32(case.name.encode())])
+    )
+    tested = classify.tested(MetricData(case.settings, baseline, canary))
+    if case.side == "fail":
+        return tested.p_fail <= DEFAULT_ALPHA
+    return tested.passes(DEFAULT_BETA)
+
+
+#: A known gap, counted: VALUES' relative margins are a share of the baseline's *sample*
+#: median, taken as if it were known. Its noise moves the boundary with the baseline's own
+#: noise, so one fixed-sample judgement at the boundary FAILs 35 of 2,000 (bound 31) and
+#: PASSes 527 of 2,000 (bound 442). Over the looks the spending of alpha and beta absorbs it
+#: (13 and 210 above). Strict: the mark fails the run once a fix brings them within bound.
+_MEDIAN_AS_KNOWN = pytest.mark.xfail(
+    strict=True, reason="VALUES margin from the sample median, treated as known"
+)
+FIXED_CASES = [
+    pytest.param(c, id=c.name, marks=_MEDIAN_AS_KNOWN if c.name.startswith("values") else ())
+    for c in CASES
+]
+
+
+@pytest.mark.parametrize("case", FIXED_CASES)
+def test_the_fixed_sample_tests_keep_their_levels_too(case: Case) -> None:
+    """Without a Look each test is judged once; its crossings are counted the same way."""
+    crossed = sum(_fixed_sample_crossed(case, seed) for seed in range(ROLLOUTS))
+    bound = FAIL_BOUND if case.side == "fail" else PASS_BOUND
+    assert crossed <= bound, f"{case.name}: {crossed} of {ROLLOUTS} judgements crossed"
+    print(f"{case.name} (fixed sample): {crossed} of {ROLLOUTS} (bound {bound})")
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_each_case_can_cross_its_boundary_when_the_canary_is_beyond_it(case: Case) -> None:
     """The counts above are not vacuous: well beyond each boundary the same tests cross it."""
