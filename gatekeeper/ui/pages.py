@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.present import decision_name
-from gatekeeper.stats.model import MetricData
+from gatekeeper.stats.model import HistogramSeries, MetricData, RatioSeries
 from gatekeeper.ui import charts, views
 
 STYLE = """
@@ -116,9 +116,7 @@ def graph_link(prometheus: str, query: str, page: Page) -> str:
 
 def _points(data: MetricData) -> int:
     series = data.canary
-    if hasattr(series, "intervals"):
-        return int(series.intervals)
-    return 0
+    return series.intervals if isinstance(series, RatioSeries | HistogramSeries) else 0
 
 
 def _queries(data: MetricData, page: Page) -> list[str]:

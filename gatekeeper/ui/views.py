@@ -27,6 +27,7 @@ from gatekeeper.stats.model import (
     Margin,
     MetricData,
     MetricSettings,
+    RatioSeries,
 )
 from gatekeeper.stats.model import Series as Data
 from gatekeeper.stats.results import Direction, MetricKind
@@ -85,8 +86,7 @@ def _quantiles(series: HistogramSeries, q: float) -> tuple[float, ...]:
     )
 
 
-def _whole_quantile(series: Data, q: float) -> float:
-    assert isinstance(series, HistogramSeries)
+def _whole_quantile(series: HistogramSeries, q: float) -> float:
     if series.counts.shape[0] == 0:
         return math.nan
     merged = series.counts.sum(axis=0)
@@ -99,11 +99,11 @@ def _values(series: Data) -> FloatArray:
 
 def level_of(data: MetricData) -> float:
     """The baseline's level over the whole window, which the boundaries are drawn around."""
-    kind, base = data.settings.kind, data.baseline
-    if kind is MetricKind.RATIO:
-        total = float(np.sum(base.total))  # type: ignore[union-attr]
-        return float(np.sum(base.bad)) / total if total > 0 else math.nan  # type: ignore[union-attr]
-    if kind is MetricKind.HISTOGRAM:
+    base = data.baseline
+    if isinstance(base, RatioSeries):
+        total = float(np.sum(base.total))
+        return float(np.sum(base.bad)) / total if total > 0 else math.nan
+    if isinstance(base, HistogramSeries):
         return _whole_quantile(base, data.settings.quantile)
     values = _values(base)
     values = values[np.isfinite(values)]
