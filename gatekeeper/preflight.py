@@ -88,15 +88,7 @@ def run(
             )
         )
     window, queries_ = _plan(spec, baseline, end, lookback_seconds)
-    answers: list[list[RangeSeries] | SourceError] = []
-    for query in queries_:
-        try:
-            answers.append(source.query_range(query, window=window))
-        except SourceError as exc:
-            answers.append(exc)
-        except QueryRejected as exc:
-            raise _named(exc, spec, queries_) from None
-    return _verdict(spec, queries_, answers, window)
+    return _verdict(spec, queries_, _ask_each(spec, source, queries_, window), window)
 
 
 async def run_async(
@@ -116,6 +108,21 @@ async def run_async(
     except QueryRejected as exc:
         raise _named(exc, spec, queries_) from None
     return _verdict(spec, queries_, answers, window)
+
+
+def _ask_each(
+    spec: AnalysisSpec, source: MetricSource, queries_: list[str], window: Window
+) -> list[list[RangeSeries] | SourceError]:
+    """Each query in turn; a source error is kept as that query's answer, a rejection raised."""
+    answers: list[list[RangeSeries] | SourceError] = []
+    for query in queries_:
+        try:
+            answers.append(source.query_range(query, window=window))
+        except SourceError as exc:
+            answers.append(exc)
+        except QueryRejected as exc:
+            raise _named(exc, spec, queries_) from None
+    return answers
 
 
 def _named(exc: QueryRejected, spec: AnalysisSpec, queries_: list[str]) -> QueryRejected:
@@ -241,15 +248,7 @@ def first_sample(
             first_sample_async(spec, source=source, selector=selector, window=window)
         )
     queries_ = _presence_queries(spec, selector, window.step)
-    answers: list[list[RangeSeries] | SourceError] = []
-    for query in queries_:
-        try:
-            answers.append(source.query_range(query, window=window))
-        except SourceError as exc:
-            answers.append(exc)
-        except QueryRejected as exc:
-            raise _named(exc, spec, queries_) from None
-    return _first(spec, answers, window)
+    return _first(spec, _ask_each(spec, source, queries_, window), window)
 
 
 async def first_sample_async(

@@ -480,6 +480,30 @@ def union_pvalue(
     return min(1.0, 2.0 * sup)
 
 
+def margin_sides(
+    *,
+    baseline: tuple[float, float],
+    canary: tuple[float, float],
+    factor: float,
+    offset: float,
+    dispersion: float,
+) -> tuple[float, float, float, float, float]:
+    """Both sides' (bad, total) divided by the dispersion, and the largest baseline rate
+    whose boundary ``factor x rate + offset`` is still below 1; the arguments checked."""
+    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
+        raise ValueError(
+            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
+            f"{dispersion!r}"
+        )
+    return (
+        baseline[0] / dispersion,
+        baseline[1] / dispersion,
+        canary[0] / dispersion,
+        canary[1] / dispersion,
+        (1.0 - offset) / factor,
+    )
+
+
 def rate_margin_exact_pvalue(
     *,
     baseline: tuple[float, float],
@@ -496,14 +520,9 @@ def rate_margin_exact_pvalue(
     score test it stays valid with few events: no canary error in 75 requests does not show
     a rate below 1 %.
     """
-    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
-        raise ValueError(
-            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
-            f"{dispersion!r}"
-        )
-    b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
-    c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
-    top = (1.0 - offset) / factor
+    b_bad, b_total, c_bad, c_total, top = margin_sides(
+        baseline=baseline, canary=canary, factor=factor, offset=offset, dispersion=dispersion
+    )
     if top <= 0 or c_total <= 0:
         return 1.0
 

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gatekeeper.stats.model import FloatArray
-from gatekeeper.stats.rates import StratifiedCounts, union_pvalue
+from gatekeeper.stats.rates import StratifiedCounts, margin_sides, union_pvalue
 
 _BASEL = 6.0 / math.pi**2
 
@@ -338,14 +338,9 @@ def rate_margin_pvalue(
     stays valid whatever the grid. Each side's rate is taken as constant over the analysis
     (no strata).
     """
-    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
-        raise ValueError(
-            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
-            f"{dispersion!r}"
-        )
-    b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
-    c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
-    top = (1.0 - offset) / factor  # largest baseline rate with a boundary below 1
+    b_bad, b_total, c_bad, c_total, top = margin_sides(
+        baseline=baseline, canary=canary, factor=factor, offset=offset, dispersion=dispersion
+    )
     if top <= 0 or c_total <= 0:
         return 1.0
     canary_mixture = MIXTURES["rate_canary", "pass"]
