@@ -21,6 +21,7 @@ from typing import Any
 
 from gatekeeper import engine
 from gatekeeper.errors import InvalidArgument
+from gatekeeper.replay import bounds
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import parse_time, read_recorded
@@ -69,6 +70,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
     )
     parser.add_argument("--start", metavar="T", help="analysis start (RFC 3339 or epoch s)")
     parser.add_argument("--end", metavar="T", help="analysis end (RFC 3339 or epoch s)")
+    parser.add_argument(
+        "--max-window",
+        default=format_duration(bounds.DEFAULT_MAX_WINDOW_SECONDS),
+        help="longest window to replay (default 7d); a longer one is bad input",
+    )
     remote = parser.add_argument_group("a historic window from Prometheus")
     remote.add_argument("--prometheus", metavar="URL", help="Prometheus HTTP API base URL")
     remote.add_argument("--baseline", metavar="SEL", help='label matchers, e.g. track="stable"')
@@ -99,10 +105,13 @@ def _replay(args: argparse.Namespace) -> Replay:
     interval = _duration(args.interval) if args.interval else None
     start = _time("--start", args.start)
     end = _time("--end", args.end)
+    limit = _duration(args.max_window, field="--max-window")
     if not remote:
+        rollout = read_recorded(args.file)
+        bounds.check_recorded(rollout, start=start, end=end, limit=limit)
         return replay_recorded(
             spec,
-            read_recorded(args.file),
+            rollout,
             interval_seconds=interval,
             start=start,
             end=end,
@@ -110,6 +119,7 @@ def _replay(args: argparse.Namespace) -> Replay:
             bad_metric=_bad_metric(spec, args.bad_metric),
         )
     assert start is not None and end is not None
+    bounds.check_span(start=start, end=end, limit=limit)
     source = PrometheusSource(args.prometheus, PrometheusOptions(timeout_seconds=args.timeout))
     try:
         return replay_source(
@@ -153,13 +163,13 @@ def _spec(path: Path, *, queries: bool) -> AnalysisSpec:
     return load_spec(text, field="--spec", queries=queries)
 
 
-def _duration(text: str) -> float:
+def _duration(text: str, *, field: str = "--interval") -> float:
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        raise InvalidArgument.single("--interval", str(exc)) from None
+        raise InvalidArgument.single(field, str(exc)) from None
     if seconds <= 0:
-        raise InvalidArgument.single("--interval", "must be longer than 0s")
+        raise InvalidArgument.single(field, "must be longer than 0s")
     return seconds
 
 

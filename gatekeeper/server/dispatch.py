@@ -1,9 +1,12 @@
 """Where a judgement runs: inline in the event loop, or in the judge processes.
 
-Large requests (more than ``inline_max_points`` data points) always go to the
-:class:`~gatekeeper.server.pool.WorkerPool`, so that judging never starves the event
-loop: health checks and small calls are answered while every core judges. A small one is
-judged inline in two cases, and in the pool otherwise:
+Expensive requests always go to the :class:`~gatekeeper.server.pool.WorkerPool`, so that
+judging never starves the event loop: health checks and small calls are answered while
+every core judges. A request is expensive when it has more than ``inline_max_points``
+data points, more than ``inline_max_bytes`` encoded (it is not even decoded here then), or
+an estimated judge time (:mod:`gatekeeper.server.cost`: metrics, kinds, looks, points)
+above ``inline_max_ms``: 10,000 one-interval metrics are few points but a long judgement.
+A cheap one is judged inline in two cases, and in the pool otherwise:
 
 * The server is quiet: no other Judge call under way and none arrived in the previous
   ``quiet_seconds``. This is the lowest latency (no hop to another process). The count
@@ -26,14 +29,18 @@ import math
 import time
 from collections.abc import Callable
 
-from gatekeeper import wire
+from gatekeeper import limits, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import DeadlineExceeded
-from gatekeeper.server import worker
+from gatekeeper.server import cost, worker
 from gatekeeper.server.pool import AbandonedHook, WorkerPool
 from gatekeeper.server.worker import Judged, Rejected
 
 DEFAULT_INLINE_MAX_POINTS = 20_000
+#: The longest estimated judgement (ms of one core) that may run in the event loop.
+DEFAULT_INLINE_MAX_MS = 20.0
+#: Requests larger than this (encoded) are never decoded in the event loop.
+DEFAULT_INLINE_MAX_BYTES = 1 << 20
 #: A quiet server: no Judge call arrived this long before this one.
 DEFAULT_QUIET_SECONDS = 0.1
 
@@ -62,6 +69,10 @@ class Judging:
     quiet_seconds : float
         How long before a small request no other Judge call may have arrived for it to be
         judged inline.
+    max_metrics : int
+        Metrics a request may carry; more is INVALID_ARGUMENT naming the limit.
+    inline_max_ms : float
+        Requests estimated to take longer than this are judged in the pool.
     """
 
     def __init__(
@@ -73,9 +84,13 @@ class Judging:
         on_abandoned: AbandonedHook = _ignore,
         on_dispatched: Callable[[str], None] = _ignore,
         quiet_seconds: float = DEFAULT_QUIET_SECONDS,
+        max_metrics: int = limits.DEFAULT_MAX_METRICS,
+        inline_max_ms: float = DEFAULT_INLINE_MAX_MS,
     ) -> None:
         self.workers = workers
         self.inline_max_points = inline_max_points
+        self.max_metrics = max_metrics
+        self.inline_max_ms = inline_max_ms
         self._on_abandoned = on_abandoned
         self._on_dispatched = on_dispatched
         self._quiet_seconds = quiet_seconds
@@ -88,7 +103,9 @@ class Judging:
         """Start the pool and wait until every worker has imported the judge."""
         if self.workers <= 0:
             return
-        self._pool = WorkerPool(workers=self.workers, on_abandoned=self._on_abandoned)
+        self._pool = WorkerPool(
+            workers=self.workers, on_abandoned=self._on_abandoned, max_metrics=self.max_metrics
+        )
         await self._pool.start()
 
     def worker_pids(self) -> tuple[int, ...]:
@@ -134,7 +151,7 @@ class Judging:
             request = self._inline(data, quiet=quiet)
             if request is not None:
                 self._on_dispatched("inline")
-                return worker.judge_request(request)
+                return worker.judge_request(request, max_metrics=self.max_metrics)
             assert pool is not None
             self._on_dispatched("pool")
             outcome = await pool.judge(data, time_remaining=time_remaining)
@@ -152,16 +169,27 @@ class Judging:
         pool = self._pool
         if pool is not None and not (quiet or pool.full()):
             return None
+        if pool is not None and len(data) > DEFAULT_INLINE_MAX_BYTES:
+            return None
         request = wire.parse_judge_request(data, json=False)
         if pool is None:
             return request
-        if worker.data_points(request) > self.inline_max_points:
+        if not self.cheap(request):
             return None
         # Quiet counts only if no other judgement is under way (this call is counted).
         return request if pool.full() or self._contention() <= 1 else None
 
-    async def close(self) -> None:
-        """Stop the pool: queued judgements are refused, running ones finish."""
+    def cheap(self, request: pb.JudgeRequest) -> bool:
+        """Whether ``request`` is cheap enough to be judged in the event loop."""
+        return (
+            len(request.metrics) <= self.max_metrics
+            and worker.data_points(request) <= self.inline_max_points
+            and cost.estimated_ms(request) <= self.inline_max_ms
+        )
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop the pool: queued judgements are refused, running ones finish (within
+        ``timeout`` seconds, if given: then their workers are killed)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            await pool.close(timeout)

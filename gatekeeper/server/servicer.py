@@ -85,7 +85,6 @@ class GatekeeperServicer:
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": decision,
-                "summary": verdict.summary,
                 "analyze_ms": round((time.perf_counter() - started) * 1e3, 3),
             },
         )
@@ -101,7 +100,6 @@ class GatekeeperServicer:
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": judged.decision,
-                "summary": judged.summary,
                 "score": judged.score,
                 "judge_ms": round(judged.judge_seconds * 1e3, 3),
             },
