@@ -28,13 +28,22 @@ def _clock(epoch: float) -> str:
         return f"{epoch:g} s"
 
 
+def _length(seconds: float) -> str:
+    """A duration as the flag is written: whole days as ``7d``, else ``1h30m``."""
+    if seconds >= 86_400 and seconds % 86_400 == 0:
+        return f"{int(seconds // 86_400)}d"
+    if seconds >= 2 * 86_400:
+        return f"{seconds / 86_400:.1f}d"
+    return format_duration(round(seconds))
+
+
 def check_span(*, start: float, end: float, limit: float, field: str = "--end") -> None:
     """Refuse an explicit window (``--start`` to ``--end``) longer than ``limit`` seconds."""
     if end - start > limit:
         raise InvalidArgument.single(
             field,
             f"the window {_clock(start)} to {_clock(end)} is longer than --max-window "
-            f"{format_duration(limit)}",
+            f"{_length(limit)}",
         )
 
 
@@ -46,7 +55,7 @@ def check_recorded(
     Parameters
     ----------
     rollout : RecordedRollout
-        The recording; its rows carry their input position (``row``).
+        The recording; offending rows are named by side, metric and time.
     start, end : float or None
         ``--start`` and ``--end``, if given (they bound the window instead of the rows).
     limit : float
@@ -71,11 +80,13 @@ def check_recorded(
     far = np.flatnonzero(np.abs(times - middle) > limit / 2)
     if far.size == 0:  # spread evenly: the ends are as good as any
         far = np.array([int(np.argmin(times)), int(np.argmax(times))])
-    rows = rollout.rows["row"].to_numpy()
-    named = ", ".join(f"row {rows[i]} at {_clock(times[i])}" for i in far[:_SHOWN])
+    rows = rollout.rows
+    named = ", ".join(
+        f"{rows['side'].iat[i]} {rows['metric'].iat[i]} at {_clock(times[i])}" for i in far[:_SHOWN]
+    )
     more = f" and {far.size - _SHOWN} more" if far.size > _SHOWN else ""
     raise InvalidArgument.single(
         "FILE",
-        f"{rollout.origin} spans {format_duration(round(until - begin))}, more than "
-        f"--max-window {format_duration(limit)}; rows far from the rest: {named}{more}",
+        f"{rollout.origin} spans {_length(until - begin)}, more than "
+        f"--max-window {_length(limit)}; rows far from the rest: {named}{more}",
     )

@@ -72,7 +72,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
     parser.add_argument("--end", metavar="T", help="analysis end (RFC 3339 or epoch s)")
     parser.add_argument(
         "--max-window",
-        default=format_duration(bounds.DEFAULT_MAX_WINDOW_SECONDS),
+        default=f"{bounds.DEFAULT_MAX_WINDOW_SECONDS / 86_400:.0f}d",
         help="longest window to replay (default 7d); a longer one is bad input",
     )
     remote = parser.add_argument_group("a historic window from Prometheus")
