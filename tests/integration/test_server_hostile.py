@@ -88,7 +88,7 @@ def test_health_is_answered_while_the_ten_thousand_metric_request_is_judged(
             answer = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
         assert not big.done()  # every check was answered during the judgement
-        big.cancel()
+        big.cancel()  # type: ignore[no-untyped-call]  # grpc.Future is untyped
 
 
 def test_sigterm_during_an_expensive_judgement_exits_within_the_grace(
