@@ -56,7 +56,7 @@ def name_problems(name: str) -> list[str]:
         problems.append(
             f"must not contain control characters (newlines, tabs, ...), got {control[0]!r}"
         )
-    if name and not name_key(name).strip():
+    if name.strip() and not name_key(name).strip():
         problems.append("must contain visible characters")
     return problems
 
@@ -82,9 +82,9 @@ def check_names(field: str, names: list[str]) -> list[FieldViolation]:
     for index, name in enumerate(names):
         where = field.format(index=index)
         found.extend(FieldViolation(where, p) for p in name_problems(name))
-        if not name:
-            continue
         key = name_key(name)
+        if not key.strip():  # empty or invisible: the caller's "required" rule, or above
+            continue
         if key in seen:
             found.append(
                 FieldViolation(
@@ -144,7 +144,7 @@ def check_cumulative(
     list of FieldViolation
         At most one: the first bucket whose count is below the previous bucket's.
     """
-    drops = np.flatnonzero(np.diff(counts) < 0)
+    drops = np.flatnonzero(counts[1:] < counts[:-1])  # no subtraction: nothing overflows
     if drops.size == 0:
         return []
     bucket = int(drops[0]) + 1
