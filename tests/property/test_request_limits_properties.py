@@ -47,9 +47,9 @@ def test_histogram_counts_are_refused_exactly_when_some_bucket_decreases(
     metric = request.metrics.add()
     metric.config.name = "latency"
     metric.config.kind = pb.METRIC_KIND_HISTOGRAM
-    for side, rows in ((metric.baseline, baseline), (metric.canary, canary)):
+    for series, rows in ((metric.baseline, baseline), (metric.canary, canary)):
         for counts in rows:
-            side.histograms.add(upper_bounds=BOUNDS, counts=counts)
+            series.histograms.add(upper_bounds=BOUNDS, counts=counts)
     found = judged_or_refused(request) or {}
     for side, rows in (("baseline", baseline), ("canary", canary)):
         for interval, counts in enumerate(rows):
