@@ -93,7 +93,7 @@ def health_during_big_request() -> dict[str, Any]:
             health.Check(health_pb2.HealthCheckRequest(), timeout=10)  # connected
             started = time.perf_counter()
             big = pb_grpc.GatekeeperStub(channel).Judge.future(many_metrics(10_000), timeout=600)
-            latencies = []
+            latencies: list[float] = []
             while len(latencies) < CHECKS and not big.done():
                 time.sleep(CHECK_SPACING_SECONDS)
                 begin = time.perf_counter()
