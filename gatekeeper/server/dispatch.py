@@ -19,13 +19,19 @@ A cheap one is judged inline in two cases, and in the pool otherwise:
   request (the pool's ``depth``) and so never idles. This costs less CPU per call than
   the hop to a worker, which is what bounds throughput when every core is busy.
 
+Without judge processes (``workers=0``) cheap requests are judged inline and expensive ones
+in a thread (:func:`in_thread`), so that the event loop keeps serving either way.
+
 A pooled judgement waits at most until the caller's deadline; one still queued then is
 never judged (one already running cannot be stopped; its result is dropped).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import threading
 import time
 from collections.abc import Callable
 
@@ -50,6 +56,39 @@ DEFAULT_QUIET_SECONDS = 0.1
 
 def _ignore(_label: str) -> None:
     return None
+
+
+async def in_thread(request: pb.JudgeRequest, *, max_metrics: int) -> Judged:
+    """Judge ``request`` in a daemon thread of its own (a server without judge processes).
+
+    The event loop keeps serving meanwhile (the judge yields the GIL at every switch
+    interval), and a shutdown need not wait for it: a daemon thread neither blocks the
+    interpreter's exit nor, unlike :func:`asyncio.to_thread`, the loop's shutdown.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Judged] = loop.create_future()
+
+    def settle(result: Judged | None, error: BaseException | None) -> None:
+        if answer.done():  # the caller left
+            return
+        if error is None:
+            answer.set_result(result)  # type: ignore[arg-type]
+        else:
+            answer.set_exception(error)
+
+    def run() -> None:
+        try:
+            outcome: tuple[Judged | None, BaseException | None] = (
+                worker.judge_request(request, max_metrics=max_metrics),
+                None,
+            )
+        except Exception as error:  # carried to the caller, as an inline judgement's
+            outcome = (None, error)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=run, daemon=True, name="gatekeeper-judge").start()
+    return await answer
 
 
 class Judging:
@@ -154,6 +193,8 @@ class Judging:
             request = self._inline(data, quiet=quiet)
             if request is not None:
                 self._on_dispatched("inline")
+                if pool is None and not self.cheap(request):  # no pool: off the loop
+                    return await in_thread(request, max_metrics=self.max_metrics)
                 return worker.judge_request(request, max_metrics=self.max_metrics)
             assert pool is not None
             self._on_dispatched("pool")

@@ -75,14 +75,18 @@ def test_more_metrics_than_max_metrics_is_invalid_argument_naming_the_limit(
         assert stub.Judge(many_metrics(3), timeout=60).decision  # still serving
 
 
+@pytest.mark.parametrize("workers", [1, 0])
 def test_health_is_answered_while_the_ten_thousand_metric_request_is_judged(
-    start_server: StartServer,
+    start_server: StartServer, workers: int
 ) -> None:
-    """Few points, a long judgement: it goes to a worker, and the event loop stays free."""
-    server = start_server(workers=1, max_metrics=10_000)
+    """Few points, a long judgement: it goes to a worker (or, without workers, a thread),
+    and the event loop stays free."""
+    server = start_server(workers=workers, max_metrics=10_000)
     with grpc.insecure_channel(server.target) as channel:
         big = pb_grpc.GatekeeperStub(channel).Judge.future(many_metrics(10_000), timeout=600)
-        wait_until(lambda: server.running.judging.busy_workers() == 1, timeout=120)
+        wait_until(lambda: server.running.drain.active == 1, timeout=120)
+        if workers:
+            wait_until(lambda: server.running.judging.busy_workers() == 1, timeout=120)
         health = health_pb2_grpc.HealthStub(channel)
         for _ in range(20):
             answer = health.Check(health_pb2.HealthCheckRequest(), timeout=10)
@@ -91,11 +95,12 @@ def test_health_is_answered_while_the_ten_thousand_metric_request_is_judged(
         big.cancel()  # type: ignore[no-untyped-call]  # grpc.Future is untyped
 
 
+@pytest.mark.parametrize("workers", ["1", "0"])
 def test_sigterm_during_an_expensive_judgement_exits_within_the_grace(
-    serve_process: StartProcess,
+    serve_process: StartProcess, workers: str
 ) -> None:
     grace = 2.0
-    server = serve_process("--workers", "1", "--max-metrics", "10000", "--grace-seconds", "2")
+    server = serve_process("--workers", workers, "--max-metrics", "10000", "--grace-seconds", "2")
     with grpc.insecure_channel(server.target) as channel:
         big = pb_grpc.GatekeeperStub(channel).Judge.future(many_metrics(10_000), timeout=600)
         health = health_pb2_grpc.HealthStub(channel)
