@@ -24,7 +24,7 @@ from gatekeeper.errors import InvalidArgument
 from gatekeeper.replay import bounds
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
-from gatekeeper.sources.recorded import parse_time, read_recorded
+from gatekeeper.sources.recorded import RecordedRollout, parse_time, read_recorded
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec, parse_duration
 from gatekeeper.stats.results import Decision
 
@@ -107,7 +107,7 @@ def _replay(args: argparse.Namespace) -> Replay:
     end = _time("--end", args.end)
     limit = _duration(args.max_window, field="--max-window")
     if not remote:
-        rollout = read_recorded(args.file)
+        rollout = _read(args.file)
         bounds.check_recorded(rollout, start=start, end=end, limit=limit)
         return replay_recorded(
             spec,
@@ -134,6 +134,14 @@ def _replay(args: argparse.Namespace) -> Replay:
         )
     finally:
         source.close()
+
+
+def _read(path: str) -> RecordedRollout:
+    """The recorded rollout; one that does not fit in memory is bad input (exit 4)."""
+    try:
+        return read_recorded(path)
+    except MemoryError:
+        raise InvalidArgument.single("FILE", f"{path} does not fit in memory") from None
 
 
 def _check_flags(args: argparse.Namespace, *, remote: bool) -> None:

@@ -172,3 +172,35 @@ def test_replay_max_window_is_a_flag(tmp_path: Path, recorded: Path) -> None:
         "2024-06-01T00:00:00Z",
     )
     assert done.returncode == 4 and "--end" in done.stderr
+
+
+MEMORY_LIMITED_REPLAY = """
+import resource, sys
+from gatekeeper import cli
+pages = int(open("/proc/self/statm").read().split()[0])
+used = pages * resource.getpagesize()
+resource.setrlimit(resource.RLIMIT_AS, (used + 100 * 2**20, resource.RLIM_INFINITY))
+sys.exit(cli.main(["replay", sys.argv[1], "--spec", sys.argv[2]]))
+"""
+
+
+def test_a_recording_that_does_not_fit_in_memory_is_exit_4(tmp_path: Path) -> None:
+    """A guard more than a finding: replay's reader already turned ENOMEM into exit 4."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    path = tmp_path / "huge.csv"
+    with path.open("w") as handle:
+        handle.write("time,side,metric,bad,total\n")
+        handle.writelines(
+            f"{T0 + 60 * (k % 100)},canary,error-rate,1,100\n" for k in range(5_000_000)
+        )
+    done = subprocess.run(
+        [sys.executable, "-c", MEMORY_LIMITED_REPLAY, str(path), str(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "memory" in done.stderr.lower()  # ENOMEM while reading, or MemoryError after
