@@ -4,7 +4,8 @@ Each check returns the violations it finds (field path and what is allowed), so 
 caller reports them with the rest of the request's problems:
 
 * metric names: NFC-normalised, bounded in length, without control characters; names that
-  differ only in Unicode normalisation or in invisible (format) characters are duplicates;
+  differ only in Unicode normalisation or in invisible (format) characters are duplicates
+  (group names follow the same length and character rules);
 * weights bounded, so that a weighted score cannot overflow to NaN;
 * VALUES bounded in magnitude, so that differences and sums of samples stay finite;
 * histogram counts cumulative: per-bucket counts sent as if cumulative (or a decreasing
@@ -99,6 +100,11 @@ def check_names(field: str, names: list[str]) -> list[FieldViolation]:
 
 def _shown(name: str) -> str:
     return repr(name if len(name) <= 60 else name[:60] + "...")
+
+
+def check_group(field: str, group: str) -> list[FieldViolation]:
+    """A group name follows the length and character rules of metric names."""
+    return [FieldViolation(field, problem) for problem in name_problems(group)]
 
 
 def check_weight(field: str, weight: float) -> list[FieldViolation]:

@@ -352,6 +352,7 @@ def _hostile(spec: AnalysisSpec) -> list[FieldViolation]:
     found = limits.check_names("metrics[{index}].name", [m.name for m in spec.metrics])
     for index, metric in enumerate(spec.metrics):
         found += limits.check_weight(f"metrics[{index}].weight", metric.weight)
+        found += limits.check_group(f"metrics[{index}].group", metric.group)
     for group, weight in spec.group_weights.items():
         found += limits.check_weight(f"group_weights[{group!r}]", weight)
     return found

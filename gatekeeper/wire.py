@@ -388,6 +388,7 @@ def _hostile(request: pb.JudgeRequest) -> list[FieldViolation]:
         field = f"metrics[{index}]"
         if metric.config.HasField("weight"):
             found += limits.check_weight(f"{field}.config.weight", metric.config.weight)
+        found += limits.check_group(f"{field}.config.group", metric.config.group)
         for side in ("baseline", "canary"):
             series: pb.Series = getattr(metric, side)
             if series.values:

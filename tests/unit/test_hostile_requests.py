@@ -130,6 +130,13 @@ def test_long_and_multi_line_names_are_bad_input() -> None:
     assert "control characters" in found["metrics[1].config.name"]
 
 
+def test_group_names_are_bounded_like_metric_names() -> None:
+    found = violations(pb.JudgeRequest(metrics=[ratio("a", group="g" * 100_000)]))
+    assert "at most" in found["metrics[0].config.group"]
+    with pytest.raises(InvalidArgument, match="control characters"):
+        load_spec('metrics:\n  - {name: cpu, kind: VALUES, group: "a\\nb"}\n', queries=False)
+
+
 def test_more_metrics_than_the_limit_is_one_violation_naming_the_limit() -> None:
     request = pb.JudgeRequest(metrics=[ratio(f"m{i}") for i in range(11)])
     found = violations(request, max_metrics=10)
