@@ -3,9 +3,10 @@
 Expensive requests always go to the :class:`~gatekeeper.server.pool.WorkerPool`, so that
 judging never starves the event loop: health checks and small calls are answered while
 every core judges. A request is expensive when it has more than ``inline_max_points``
-data points, more than ``inline_max_bytes`` encoded (it is not even decoded here then), or
-an estimated judge time (:mod:`gatekeeper.server.cost`: metrics, kinds, looks, points)
-above ``inline_max_ms``: 10,000 one-interval metrics are few points but a long judgement.
+data points, more than :data:`DEFAULT_INLINE_MAX_BYTES` encoded (then it is not even
+decoded here), or an estimated judge time (:mod:`gatekeeper.server.cost`: metrics, kinds,
+looks, points) above ``inline_max_ms``: 10,000 one-interval metrics are few points but a
+long judgement.
 A cheap one is judged inline in two cases, and in the pool otherwise:
 
 * The server is quiet: no other Judge call under way and none arrived in the previous
