@@ -79,12 +79,12 @@ class GatekeeperServicer:
         decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
         self._metrics.verdicts.labels(decision=decision).inc()
         log.info(
-            "analysis verdict %s: %s",
+            "analysis verdict %s",  # the summary once, as a field (never twice)
             decision,
-            verdict.summary,
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": decision,
+                "summary": verdict.summary,
                 "analyze_ms": round((time.perf_counter() - started) * 1e3, 3),
             },
         )
@@ -94,12 +94,12 @@ class GatekeeperServicer:
         self._metrics.verdicts.labels(decision=judged.decision).inc()
         self._metrics.judge_seconds.observe(judged.judge_seconds)
         log.info(
-            "verdict %s: %s",
+            "verdict %s",  # the summary once, as a field (never twice)
             judged.decision,
-            judged.summary,
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": judged.decision,
+                "summary": judged.summary,
                 "score": judged.score,
                 "judge_ms": round(judged.judge_seconds * 1e3, 3),
             },
