@@ -75,6 +75,25 @@ def test_more_metrics_than_max_metrics_is_invalid_argument_naming_the_limit(
         assert stub.Judge(many_metrics(3), timeout=60).decision  # still serving
 
 
+def test_hundreds_of_thousands_of_data_less_metrics_are_refused_not_judged(
+    start_server: StartServer,
+) -> None:
+    """The issue's 15.5 MB of data-less metrics (here 200,000): no points, so points alone
+    judged them inline for minutes, with a response of hundreds of megabytes."""
+    request = pb.JudgeRequest()
+    for index in range(200_000):
+        metric = request.metrics.add()
+        metric.config.name = f"m{index}"
+        metric.config.kind = pb.METRIC_KIND_RATIO
+    server = start_server(workers=1)
+    with grpc.insecure_channel(server.target) as channel:
+        stub = pb_grpc.GatekeeperStub(channel)
+        error = refused(lambda: stub.Judge(request, timeout=120))
+        assert "got 200000" in violations(error)["metrics"]
+        assert len(error.details() or "") < 10_000  # the answer is small
+        assert stub.Judge(many_metrics(3), timeout=60).decision
+
+
 @pytest.mark.parametrize("workers", [1, 0])
 def test_health_is_answered_while_the_ten_thousand_metric_request_is_judged(
     start_server: StartServer, workers: int
