@@ -38,8 +38,10 @@ test: lint typecheck layers unit
 demo: venv
 	$(BIN)/gatekeeper demo
 
+# The small Judge is compared with the last commit before the two-margin rule.
+BENCH_AGAINST ?= d535842
 bench: venv
-	$(BIN)/python benchmarks/judge_cost.py
+	$(BIN)/python benchmarks/judge_cost.py --against $(BENCH_AGAINST)
 
 bench-analyze: venv system-deps
 	$(BIN)/python benchmarks/analyze_cost.py
@@ -51,6 +53,11 @@ bench-grpc: venv
 .PHONY: bench-quality
 bench-quality: venv
 	$(BIN)/python -m benchmarks.decision_quality
+
+# Replays per second: the local pool against a Dask LocalCluster of 2 workers (~6 min on 2 busy cores).
+.PHONY: bench-replay
+bench-replay: venv
+	$(BIN)/python benchmarks/replay_throughput.py
 
 protos: venv
 	$(BIN)/python tools/genproto.py

@@ -9,15 +9,23 @@ and prints a table:
    of the pooled 2n values (the floor), all in the same run.
 2. One Judge (``gatekeeper.engine.judge``) of 10 VALUES metrics x 1,000 values per side:
    median and p90 wall time.
+3. With ``--against REF``: the small Judge of ``make bench-grpc`` (10 VALUES metrics x 60
+   points; decode, validate, judge and encode, in process) on this tree and on the tree of
+   git revision REF, in alternating child processes of one run, so both see the same
+   machine at the same minutes. The goal: this tree within 1.2x of REF's median.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -35,6 +43,14 @@ NAIVE_LIMIT = 10_000
 GOAL_RATIO = 10.0
 GOAL_PEAK_MB = 300.0
 GOAL_JUDGE_MS = 10.0
+GOAL_SMALL_RATIO = 1.2
+ROOT = Path(__file__).resolve().parent.parent
+#: Run in a child process whose working directory is the tree under test.
+_SMALL_CHILD = (
+    "import json, sys; sys.path.insert(0, '.'); "
+    "from benchmarks.grpc_load import in_process_ms; "
+    "print(json.dumps(in_process_ms(60, repeat={repeat})))"
+)
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> list[float]:
@@ -134,7 +150,54 @@ def bench_judge(runs: int = 200) -> dict[str, Any]:
     }
 
 
+def _export(reference: str, into: Path) -> Path:
+    """The ``gatekeeper`` and ``benchmarks`` folders of git revision ``reference``."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", reference, "gatekeeper", "benchmarks"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout
+    tar_path = into / "tree.tar"
+    tar_path.write_bytes(archive)
+    with tarfile.open(tar_path) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def bench_small_judge_ab(reference: str, *, rounds: int = 6, repeat: int = 300) -> dict[str, Any]:
+    """Median in-process small Judge of this tree and of ``reference``, alternating."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trees = {"this tree": ROOT, reference: _export(reference, Path(tmp))}
+        medians: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(rounds):
+            for name, tree in trees.items():
+                done = subprocess.run(
+                    [sys.executable, "-c", _SMALL_CHILD.format(repeat=repeat)],
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "PYTHONPATH": str(tree)},
+                )
+                medians[name].append(float(json.loads(done.stdout.strip().splitlines()[-1])))
+    new, old = statistics.median(medians["this tree"]), statistics.median(medians[reference])
+    return {
+        "reference": reference,
+        "rounds": rounds,
+        "repeat": repeat,
+        "median_ms_by_round": medians,
+        "this_tree_ms": new,
+        "reference_ms": old,
+        "ratio": new / old,
+        "goal_within_1_2x": new / old <= GOAL_SMALL_RATIO,
+    }
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", metavar="REF", help="git revision for the small-Judge A/B")
+    args = parser.parse_args()
     machine = {
         "python": sys.version.split()[0],
         "numpy": np.__version__,
@@ -175,9 +238,22 @@ def main() -> int:
             f"p90 {judge_row['p90_ms']:.2f} ms (goal < {GOAL_JUDGE_MS:.0f} ms: "
             f"{judge_row['goal_under_10_ms']})"
         )
+    small_ab = None
+    if args.against:
+        small_ab = bench_small_judge_ab(args.against)
+        print(
+            f"small Judge (10 VALUES x 60, in process): {small_ab['this_tree_ms']:.3f} ms here, "
+            f"{small_ab['reference_ms']:.3f} ms at {args.against}: {small_ab['ratio']:.2f}x "
+            f"(goal <= {GOAL_SMALL_RATIO}x: {small_ab['goal_within_1_2x']})"
+        )
     machine["loadavg_end"] = os.getloadavg()[0]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    report = {"machine": machine, "hodges_lehmann": hl_rows, "judge": judge_row}
+    report = {
+        "machine": machine,
+        "hodges_lehmann": hl_rows,
+        "judge": judge_row,
+        "small_judge_ab": small_ab,
+    }
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
     return 0

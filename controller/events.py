@@ -3,12 +3,12 @@
 Pure. One Event per transition: a new phase (reason = the phase, ``RolledBack`` for
 ``Failed``), a new step, a load test started, a rollback that failed (``RollbackFailed``,
 type Warning) or recovered. ``kubectl describe canary NAME`` and ``kubectl get events``
-show them.
+show them. An Event's name comes from its idempotency key (:mod:`controller.outbox`), so
+sending it again after a restart finds it (409) instead of recording it twice.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,17 +54,24 @@ def changes(before: Status, after: Status) -> list[Change]:
     return found
 
 
+def event_name(canary: Mapping[str, Any], key: str) -> str:
+    """``<canary>.<uid prefix>-<key>``: one name per announcement of one Canary object."""
+    meta = canary.get("metadata", {})
+    uid = str(meta.get("uid") or "").replace("-", "")[:8] or "0"
+    return f"{meta.get('name', '?')}.{uid}-{key}"
+
+
 def event_body(
-    canary: Mapping[str, Any], change: Change, *, now: float, instance: str = ""
+    canary: Mapping[str, Any], change: Change, *, now: float, key: str, instance: str = ""
 ) -> Object:
-    """A core v1 Event about the Canary."""
+    """A core v1 Event about the Canary, named after the announcement's idempotency key."""
     meta = canary.get("metadata", {})
     name, namespace = meta.get("name", "?"), meta.get("namespace", "default")
     stamp = to_rfc3339(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": f"{name}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
+        "metadata": {"name": event_name(canary, key), "namespace": namespace},
         "involvedObject": {
             "apiVersion": canary.get("apiVersion", f"{GROUP}/v1alpha1"),
             "kind": canary.get("kind", "Canary"),

@@ -4,8 +4,10 @@ A message is ``{"text": ..., "severity": ..., "page": ..., "fields": {...},
 "attachments": [{"color": ..., "fields": [{"title", "value", "short"}]}]}``: Slack (and
 Mattermost, Rocket.Chat, most chat bridges) show ``text`` and the attachment; an alert
 router can key on ``severity``/``page``. Only a rollback that itself failed is
-``critical`` (pages); promotions are ``info`` and rollbacks ``warning``. Delivery is best
-effort: a failing webhook is logged and never stops a rollout.
+``critical`` (pages); promotions are ``info`` and rollbacks ``warning``. Each message
+carries ``idempotencyKey``: the controller sends a notification until the webhook confirmed
+it (2xx), again after a restart (:mod:`controller.outbox`), so a receiver that dedupes on the
+key shows it once. A failing webhook is logged and never stops a rollout.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ _COLORS = {"info": "good", "warning": "warning", "critical": "danger"}
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Notification:
-    """One message: ``text``, ``severity`` (info, warning, critical) and extra fields."""
+    """One message: ``text``, ``severity`` (info, warning, critical), extra fields and
+    the idempotency key (the same for every delivery of one message)."""
 
     text: str
     severity: str = "info"
     fields: Mapping[str, str] = field(default_factory=dict)
+    key: str = ""
 
     @property
     def page(self) -> bool:
@@ -41,8 +45,8 @@ class Notification:
 class Notifier(Protocol):
     """Somewhere to send notifications."""
 
-    def send(self, note: Notification) -> None:
-        """Deliver ``note`` (best effort, never raises)."""
+    def send(self, note: Notification) -> bool:
+        """Deliver ``note`` (never raises); whether the receiver confirmed it."""
         ...
 
 
@@ -53,6 +57,7 @@ def payload(note: Notification) -> dict[str, object]:
         "severity": note.severity,
         "page": note.page,
         "fields": dict(note.fields),
+        "idempotencyKey": note.key,
         "attachments": [
             {
                 "color": _COLORS.get(note.severity, "warning"),
@@ -85,8 +90,8 @@ class WebhookNotifier:
         self.timeout = timeout
         self.attempts = attempts
 
-    def send(self, note: Notification) -> None:
-        """POST the notification; log (never raise) when the webhook fails."""
+    def send(self, note: Notification) -> bool:
+        """POST the notification; whether the webhook answered 2xx (never raises)."""
         body = json.dumps(payload(note)).encode()
         for attempt in range(1, self.attempts + 1):
             request = urllib.request.Request(
@@ -95,7 +100,8 @@ class WebhookNotifier:
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                     answer.read()
-                return
+                return True
             except (urllib.error.URLError, OSError) as exc:
                 log.warning("notification webhook attempt %d failed: %s", attempt, exc)
-        log.error("notification not delivered: %s", note.text)
+        log.error("notification not delivered (yet): %s", note.text)
+        return False

@@ -13,8 +13,11 @@ run (a field, a router that cannot do a step, a target it cannot manage) is writ
 A rollback decision is written to the status *before* it is carried out, so it is never
 lost; a rollback that fails (router or API error) is retried every reconcile and raised
 loudly: the condition ``RollbackFailed``, a Warning Event, a log at error and a critical
-notification (the only one that pages). Every transition gets an Event once its status
-is written; promotions and rollbacks are notified (webhook) then.
+notification (the only one that pages). Every transition gets an Event; promotions and
+rollbacks are notified (webhook). Both are written into the status' outbox with the
+transition and sent after it, at least once (:mod:`controller.outbox`).
+
+A deleted Canary first gives all traffic back to its target (:mod:`controller.finalizer`).
 
 Load tests run as Jobs (:mod:`controller.loadtest`): created once per decision (an
 existing Job of the same deterministic name is adopted), polled while the status says
@@ -30,7 +33,7 @@ from typing import Any
 
 from controller import analysis as analyses
 from controller import events as transitions
-from controller import loadtest
+from controller import finalizer, loadtest, outbox
 from controller.clock import Clock
 from controller.kube import Kube
 from controller.model import (
@@ -49,7 +52,6 @@ from controller.notify import Notification, Notifier
 from controller.resources import (
     CANARIES,
     DEPLOYMENTS,
-    EVENTS,
     JOBS,
     SERVICES,
     KubeError,
@@ -169,7 +171,11 @@ class Reconciler:
         stored = status_from_dict(canary.get("status"))
         generation = int(meta.get("generation") or 0)
         committed = [stored]  # the status last written (a rollback is written before acting)
+        self._flush(canary)  # announcements a crash left unsent
+        if finalizer.deleting(canary):
+            return self._finalize(canary, stored, namespace=namespace)
         try:
+            finalizer.hold(self.kube, canary)  # never manage a target a deletion would strand
             spec = parse_spec(canary.get("spec"), name=name)
             status, requeue = self._step(canary, spec, committed, namespace=namespace)
         except RollbackFailed as exc:
@@ -188,6 +194,37 @@ class Reconciler:
         self._commit(canary, committed[-1], status, recovered=self._rollback_failing(canary))
         self._clean_jobs(canary, before=stored, after=status, namespace=namespace)
         return requeue
+
+    def _finalize(self, canary: Object, stored: Status, *, namespace: str) -> float | None:
+        """The Canary was deleted: give all traffic back to the target, then let go."""
+        name = canary["metadata"]["name"]
+        try:
+            names = Names(canary=name, target="")
+            stable = self.kube.get(DEPLOYMENTS, namespace=namespace, name=names.stable)
+            if stable is not None:
+                spec = parse_spec(canary.get("spec"), name=name)
+                world = self._world(canary, spec, namespace=namespace)
+                total = spec.router.total_replicas or stored.replicas
+                size = finalizer.serving_size(total=total, stable=stable, target=world.target)
+                waiting = finalizer.restore(
+                    self.kube,
+                    namespace=namespace,
+                    target=world.target,
+                    size=size,
+                    router=world.router,
+                )
+                if waiting is not None:
+                    return self._report(canary, stored, message=waiting, retry=True)
+            finalizer.let_go(self.kube, canary)
+        except Waiting:  # no target: nothing can take the traffic, nothing to restore
+            log.warning("Canary %s/%s deleted without its target", namespace, name)
+            finalizer.let_go(self.kube, canary)
+        except (SpecError, RouterError, TargetError, KubeError) as exc:
+            log.warning("deleting Canary %s/%s: %s", namespace, name, exc)
+            message = f"deleting: cannot restore the target yet, retrying: {exc}"
+            return self._report(canary, stored, message=message, retry=True)
+        log.info("Canary %s/%s deleted: all traffic to its target", namespace, name)
+        return None
 
     # --- observe ---------------------------------------------------------------------
 
@@ -542,25 +579,24 @@ class Reconciler:
     def _commit(
         self, canary: Object, before: Status, after: Status, *, recovered: bool = False
     ) -> None:
-        """Write the status, then announce what changed (Events, notifications)."""
+        """Write the status with its announcements in the outbox, then send them."""
         condition = None
+        changes = transitions.changes(before, after)
         if recovered:
             condition = self._condition(False, "Recovered", "the rollback was carried out")
-        self._write(canary, after, spec_error=None, condition=condition)
-        for change in transitions.changes(before, after):
-            self._event(canary, change)
-        if recovered:
-            self._event(
-                canary, transitions.Change(reason="RollbackRecovered", message=after.message)
-            )
+            changes.append(transitions.Change(reason="RollbackRecovered", message=after.message))
+        note = None
         if after.phase is not before.phase and after.phase in (Phase.SUCCEEDED, Phase.FAILED):
             promoted = after.phase is Phase.SUCCEEDED
-            self._notify(
+            note = self._note(
                 canary,
                 after,
                 text=("Promoted" if promoted else "Rolled back") + f": {after.message}",
                 severity="info" if promoted else "warning",
             )
+        announce = outbox.queue(canary, events=changes, notification=note)
+        self._write(canary, after, spec_error=None, condition=condition, extra=announce)
+        self._flush(canary)
 
     def _rollback_failing(self, canary: Object) -> bool:
         conditions = (canary.get("status") or {}).get("conditions") or []
@@ -574,19 +610,23 @@ class Reconciler:
         log.error("ROLLBACK FAILED for Canary %s (retrying): %s", where, exc)
         first = not self._rollback_failing(canary)
         message = f"rollback failed, retrying: {exc}"
+        announce: dict[str, Any] = {}
+        if first:  # once per episode, not at every retry
+            announce = outbox.queue(
+                canary,
+                events=[transitions.Change(reason=ROLLBACK_FAILED, message=message, warning=True)],
+                notification=self._note(
+                    canary, status, text=f"ROLLBACK FAILED for {where}: {exc}", severity="critical"
+                ),
+            )
         self._write(
             canary,
             replace(status, message=message),
             spec_error=None,
             condition=self._condition(True, "RouterOrAPIError", str(exc)) if first else None,
+            extra=announce,
         )
-        if first:  # once per episode, not at every retry
-            self._event(
-                canary, transitions.Change(reason=ROLLBACK_FAILED, message=message, warning=True)
-            )
-            self._notify(
-                canary, status, text=f"ROLLBACK FAILED for {where}: {exc}", severity="critical"
-            )
+        self._flush(canary)
         return self.clock.now() + RETRY_SECONDS
 
     def _condition(self, failing: bool, reason: str, message: str) -> dict[str, Any]:
@@ -598,17 +638,17 @@ class Reconciler:
             "lastTransitionTime": to_rfc3339(self.clock.now()),
         }
 
-    def _event(self, canary: Object, change: transitions.Change) -> None:
-        body = transitions.event_body(canary, change, now=self.clock.now(), instance=self.identity)
-        namespace = canary["metadata"].get("namespace", "default")
+    def _flush(self, canary: Object) -> None:
+        """Send what the outbox holds (at least once); an API error leaves it for later."""
+        announcer = outbox.Announcer(
+            kube=self.kube, notifier=self.notifier, clock=self.clock, identity=self.identity
+        )
         try:
-            self.kube.create(EVENTS, namespace=namespace, body=body)
-        except KubeError as exc:  # Events are best effort
-            log.warning("cannot record Event %s: %s", change.reason, exc)
+            announcer.flush(canary)
+        except KubeError as exc:
+            log.warning("cannot update the outbox of %s: %s", canary["metadata"]["name"], exc)
 
-    def _notify(self, canary: Object, status: Status, *, text: str, severity: str) -> None:
-        if self.notifier is None:
-            return
+    def _note(self, canary: Object, status: Status, *, text: str, severity: str) -> Notification:
         meta = canary["metadata"]
         fields = {
             "canary": f"{meta.get('namespace', 'default')}/{meta['name']}",
@@ -617,7 +657,7 @@ class Reconciler:
             "stable": status.stable_hash or "-",
             "lastDecision": status.last_decision or "-",
         }
-        self.notifier.send(Notification(text=text, severity=severity, fields=fields))
+        return Notification(text=text, severity=severity, fields=fields)
 
     def _write(
         self,
@@ -626,8 +666,9 @@ class Reconciler:
         *,
         spec_error: str | None,
         condition: dict[str, Any] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
-        body: dict[str, Any] = {**status_to_dict(status), "specError": spec_error}
+        body: dict[str, Any] = {**status_to_dict(status), "specError": spec_error, **(extra or {})}
         if condition is not None:
             body["conditions"] = [condition]
         current = canary.get("status") or {}

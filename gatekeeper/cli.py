@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from controller import cli as controller_cli
-from gatekeeper import demo, engine, inputs, kayenta_import, wire
+from gatekeeper import demo, engine, inputs, kayenta_import, preflight, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
@@ -30,7 +30,7 @@ from gatekeeper.replay import command as replay_command
 from gatekeeper.server import analysis as analysis_limits
 from gatekeeper.server import app, logs
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS
-from gatekeeper.sources import recorded
+from gatekeeper.sources import prometheus, recorded
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.spec import load_spec, parse_duration
@@ -201,13 +201,19 @@ def _prometheus_options(args: argparse.Namespace) -> PrometheusOptions:
             token = Path(args.prometheus_token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read --prometheus-token-file: {exc}") from None
-    return PrometheusOptions(
-        timeout_seconds=args.prometheus_timeout,
-        bearer_token=token,
-        ca_file=args.prometheus_ca,
-        insecure_skip_verify=args.prometheus_insecure,
-        headers=headers,
-    )
+    try:
+        return PrometheusOptions(
+            timeout_seconds=args.prometheus_timeout,
+            deadline_seconds=args.prometheus_deadline,
+            max_answer_bytes=args.prometheus_max_bytes,
+            max_decompressed_bytes=args.prometheus_max_decompressed_bytes,
+            bearer_token=token,
+            ca_file=args.prometheus_ca,
+            insecure_skip_verify=args.prometheus_insecure,
+            headers=headers,
+        )
+    except ValueError as exc:  # names the option: timeout_seconds is --prometheus-timeout
+        raise UsageError(f"bad --prometheus-* option: {exc}") from None
 
 
 def _read_text(path: str, field: str) -> str:
@@ -224,7 +230,7 @@ def analyze_local(args: argparse.Namespace) -> pb.Verdict:
     source = PrometheusSource(args.prometheus, _prometheus_options(args))
     try:
         if args.preflight:
-            verdict = engine.preflight(
+            verdict = preflight.run(
                 spec, source=source, baseline=args.baseline, end=end, lookback_seconds=end - start
             )
         else:
@@ -272,7 +278,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_kayenta(args: argparse.Namespace) -> int:
-    conversion = kayenta_import.convert_text(_read_text(args.config, "CONFIG.json"))
+    conversion = kayenta_import.convert_text(_read_text(args.config, "CONFIG.json"), mode=args.mode)
     for message in conversion.messages:
         print(f"note: {message}", file=sys.stderr)
     text = conversion.yaml()
@@ -297,12 +303,15 @@ def _server_config(args: argparse.Namespace) -> app.ServerConfig:
         tls_client_ca=_optional_path(args.tls_client_ca),
         auth_token_file=_optional_path(args.auth_token_file),
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
         prometheus_url=args.prometheus,
         prometheus=_prometheus_options(args),
         spec_dir=_optional_path(args.spec_dir),
         allow_custom_queries=args.allow_custom_queries,
         max_points=args.max_points,
         max_window_seconds=_duration(args.max_window, field="--max-window"),
+        max_spec_metrics=args.max_spec_metrics,
+        max_queries=args.max_queries,
     )
 
 
@@ -352,6 +361,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     serve.add_argument("--tls-client-ca", metavar="PEM", help="require client certs of this CA")
     serve.add_argument("--auth-token-file", metavar="FILE", help="require this bearer token")
     serve.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics here")
+    serve.add_argument(
+        "--http-port",
+        type=int,
+        help="serve the HTTP adapters here (Argo Rollouts, Flagger, Kayenta; off by default)",
+    )
     serve.add_argument("--log-format", choices=("json", "text"), default="text")
     serve.add_argument("--log-level", choices=("debug", "info", "warning"), default="info")
     analysis = serve.add_argument_group("Analyze: metric source and specs")
@@ -363,6 +377,18 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     analysis.add_argument("--max-points", type=int, default=analysis_limits.DEFAULT_MAX_POINTS)
     analysis.add_argument("--max-window", default="7d", help="longest window a request may ask")
+    analysis.add_argument(
+        "--max-spec-metrics",
+        type=int,
+        default=analysis_limits.DEFAULT_MAX_SPEC_METRICS,
+        help="metrics one spec may have",
+    )
+    analysis.add_argument(
+        "--max-queries",
+        type=int,
+        default=analysis_limits.DEFAULT_MAX_QUERIES,
+        help="queries one Analyze call may send (both sides, every role)",
+    )
     _add_prometheus_flags(serve)
     serve.set_defaults(run=_cmd_serve)
 
@@ -370,7 +396,27 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
 def _add_prometheus_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Prometheus (or Thanos, Mimir, VictoriaMetrics)")
     group.add_argument("--prometheus", metavar="URL", help="the Prometheus HTTP API")
-    group.add_argument("--prometheus-timeout", type=float, default=10.0, help="seconds a query")
+    group.add_argument(
+        "--prometheus-timeout", type=float, default=10.0, help="seconds one attempt of a query"
+    )
+    group.add_argument(
+        "--prometheus-deadline",
+        type=float,
+        default=prometheus.DEFAULT_DEADLINE_SECONDS,
+        help="seconds for all queries and retries of one call (a caller's deadline may cut it)",
+    )
+    group.add_argument(
+        "--prometheus-max-bytes",
+        type=int,
+        default=prometheus.DEFAULT_MAX_ANSWER_BYTES,
+        help="largest answer received",
+    )
+    group.add_argument(
+        "--prometheus-max-decompressed-bytes",
+        type=int,
+        default=prometheus.DEFAULT_MAX_DECOMPRESSED_BYTES,
+        help="largest answer after gzip/deflate",
+    )
     group.add_argument("--prometheus-token-file", metavar="FILE", help="bearer token")
     group.add_argument("--prometheus-ca", metavar="PEM", help="CA of the server certificate")
     group.add_argument("--prometheus-insecure", action="store_true", help="skip TLS checks")
@@ -436,9 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
     replay_command.register(commands)
     controller_cli.register(commands)
     kayenta = commands.add_parser(
-        "import-kayenta", help="convert a Kayenta canary config into a KAYENTA-mode spec"
+        "import-kayenta", help="convert a Kayenta canary config into an analysis spec"
     )
     kayenta.add_argument("config", metavar="CONFIG.json")
+    kayenta.add_argument(
+        "--mode",
+        choices=kayenta_import.MODES,
+        default="KAYENTA",
+        help="KAYENTA: Kayenta's own judgement (default); DEFAULT: the two-boundary rule, "
+        "allowed effect sizes as tolerances",
+    )
     kayenta.add_argument("-o", "--output-file", metavar="FILE", help="write the spec here")
     kayenta.set_defaults(run=_cmd_import_kayenta)
     demo_parser = commands.add_parser(

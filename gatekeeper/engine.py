@@ -6,7 +6,7 @@ an analysis spec first; ``preflight`` checks that the baseline has data at all.
 
 from __future__ import annotations
 
-import math
+import asyncio
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +16,8 @@ from typing import Protocol
 import numpy as np
 
 from gatekeeper.errors import InvalidArgument, QueryRejected, SourceError
-from gatekeeper.sources import queries, series
-from gatekeeper.sources.base import MetricSource, RangeSeries, Window
+from gatekeeper.sources import checks, queries, series
+from gatekeeper.sources.base import BatchSource, MetricSource, RangeSeries, Window
 from gatekeeper.spec import AnalysisSpec, MetricSpec, format_duration
 from gatekeeper.stats import classify, score
 from gatekeeper.stats.kayenta import judge as kayenta_judge
@@ -30,16 +30,16 @@ from gatekeeper.stats.model import (
     RatioSeries,
 )
 from gatekeeper.stats.results import (
-    Decision,
-    Effect,
     MetricKind,
-    MetricResult,
-    Outcome,
-    SideSummary,
     Verdict,
 )
 
 _FETCH_THREADS = 8
+SIDE_NAMES = ("baseline", "canary")
+#: The role of a visibility probe (see :mod:`gatekeeper.sources.checks`).
+PROBE = "probe"
+Job = tuple[int, str, str, str]
+Answers = dict[tuple[int, str, str], list[RangeSeries] | SourceError]
 
 
 def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
@@ -137,17 +137,17 @@ def _rendered(
     return rendered
 
 
-def _fetch_all(
-    source: MetricSource, jobs: list[tuple[int, str, str, str]], window: Window
-) -> dict[tuple[int, str, str], list[RangeSeries] | SourceError]:
+def _fetch_all(source: MetricSource, jobs: list[Job], window: Window) -> Answers:
     """Run every (metric, side, role, query) concurrently; source errors are kept per query."""
 
-    def run(job: tuple[int, str, str, str]) -> list[RangeSeries] | SourceError:
+    def run(job: Job) -> list[RangeSeries] | SourceError:
         try:
             return source.query_range(job[3], window=window)
         except SourceError as exc:
             return exc
 
+    if not jobs:
+        return {}
     with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
         answers = list(pool.map(run, jobs))
     return {
@@ -160,36 +160,123 @@ def fetch(
 ) -> list[MetricData]:
     """Fetch both sides of every metric; a source failure becomes that metric's error.
 
+    A :class:`~gatekeeper.sources.base.BatchSource` (Prometheus) is asked on an event loop
+    of this thread, within its deadline (see :func:`fetch_async`); any other source
+    through threads.
+
     Raises
     ------
     QueryRejected
         When the source refuses a query; the message names the metric and the query.
     """
+    if isinstance(source, BatchSource):
+        return asyncio.run(fetch_async(spec, source=source, sides=sides, window=window))
     rendered = _rendered(spec, sides, window.step)
-    jobs = [
-        (i, side, role, query)
-        for i, pair in enumerate(rendered)
-        for side, queries_ in zip(("baseline", "canary"), pair, strict=True)
-        for role, query in queries_.items()
-    ]
+    jobs = _jobs(rendered)
     try:
         answers = _fetch_all(source, jobs, window)
+        answers |= _fetch_all(source, _probes(spec, rendered, answers), window)
     except QueryRejected as exc:
         raise _named(exc, spec, jobs) from None
+    return _collect(spec, rendered, answers, window)
+
+
+async def fetch_async(
+    spec: AnalysisSpec,
+    *,
+    source: BatchSource,
+    sides: Sides,
+    window: Window,
+    timeout: float | None = None,
+) -> list[MetricData]:
+    """:func:`fetch` on the running event loop: every query of the call, retries and
+    visibility probes included, within one deadline (``timeout`` seconds, or the source's
+    own deadline when sooner); a query still unanswered then is its metric's ERROR, naming
+    the source. Cancelling the call cancels every query."""
+    rendered = _rendered(spec, sides, window.step)
+    jobs = _jobs(rendered)
+    budget = source.deadline_seconds if timeout is None else min(timeout, source.deadline_seconds)
+    limit = time.monotonic() + budget
+
+    async def ask(batch: list[Job]) -> Answers:
+        left = max(0.0, limit - time.monotonic())
+        try:
+            found = await source.query_many([j[3] for j in batch], window=window, timeout=left)
+        except QueryRejected as exc:
+            raise _named(exc, spec, jobs + batch) from None
+        return {(i, side, role): a for (i, side, role, _), a in zip(batch, found, strict=True)}
+
+    answers = await ask(jobs)
+    probes = _probes(spec, rendered, answers)
+    if probes:
+        answers |= await ask(probes)
+    return _collect(spec, rendered, answers, window)
+
+
+def query_count(spec: AnalysisSpec) -> int:
+    """Queries one call of ``spec`` sends (both sides, every role; probes not counted)."""
+    return 2 * sum(len(spec.query_templates(metric)) for metric in spec.metrics)
+
+
+def _jobs(rendered: list[tuple[dict[str, str], dict[str, str]]]) -> list[Job]:
+    return [
+        (i, side, role, query)
+        for i, pair in enumerate(rendered)
+        for side, queries_ in zip(SIDE_NAMES, pair, strict=True)
+        for role, query in queries_.items()
+    ]
+
+
+def _probes(
+    spec: AnalysisSpec, rendered: list[tuple[dict[str, str], dict[str, str]]], answers: Answers
+) -> list[Job]:
+    """Visibility probes where a RATIO side's bad query found nothing but its total did."""
+    jobs = []
+    for i, (metric, pair) in enumerate(zip(spec.metrics, rendered, strict=True)):
+        if spec.kind_of(metric) is not MetricKind.RATIO:
+            continue
+        for side, queries_ in zip(SIDE_NAMES, pair, strict=True):
+            bad, total = answers[(i, side, "bad")], answers[(i, side, "total")]
+            if isinstance(bad, SourceError) or isinstance(total, SourceError):
+                continue
+            probe = checks.visibility_probe(queries_["bad"], queries_["total"])
+            if probe is not None and not checks.has_points(bad) and checks.has_points(total):
+                jobs.append((i, side, PROBE, probe[0]))
+    return jobs
+
+
+def _collect(
+    spec: AnalysisSpec,
+    rendered: list[tuple[dict[str, str], dict[str, str]]],
+    answers: Answers,
+    window: Window,
+) -> list[MetricData]:
+    """Every metric's data from the answers; failures and unusable data become its error."""
     metrics = []
     for i, (metric, pair) in enumerate(zip(spec.metrics, rendered, strict=True)):
         settings = spec.settings(metric)
         shown = tuple(
-            f"{side}: {q}"
-            for side, qs in zip(("baseline", "canary"), pair, strict=True)
-            for q in qs.values()
+            f"{side}: {q}" for side, qs in zip(SIDE_NAMES, pair, strict=True) for q in qs.values()
         )
-        failures = [a for (j, _, _), a in answers.items() if j == i and isinstance(a, SourceError)]
+        failures = [
+            f"{side} {role} query: {a}"
+            for (j, side, role), a in answers.items()
+            if j == i and isinstance(a, SourceError)
+        ]
         if failures:
             metrics.append(_failed(settings, failures[0], shown))
             continue
+        problem = _unusable(i, pair, answers)
+        if problem is not None:
+            probes = tuple(
+                f"{side} probe: {_probe_of(pair[k])}"
+                for k, side in enumerate(SIDE_NAMES)
+                if (i, side, PROBE) in answers
+            )
+            metrics.append(_failed(settings, problem, shown + probes))
+            continue
         sides_data = []
-        for side, queries_ in zip(("baseline", "canary"), pair, strict=True):
+        for side, queries_ in zip(SIDE_NAMES, pair, strict=True):
             results = {role: answers[(i, side, role)] for role in queries_}
             try:
                 sides_data.append(series.assemble(settings.kind, results, window, queries_))  # type: ignore[arg-type]
@@ -205,14 +292,36 @@ def fetch(
     return metrics
 
 
-def _failed(settings: MetricSettings, error: SourceError, shown: tuple[str, ...]) -> MetricData:
+def _unusable(i: int, pair: tuple[dict[str, str], dict[str, str]], answers: Answers) -> str | None:
+    """Why metric ``i``'s fetched data cannot be judged (see :mod:`gatekeeper.sources.checks`)."""
+    for side, queries_ in zip(SIDE_NAMES, pair, strict=True):
+        results = {role: answers[(i, side, role)] for role in queries_}
+        problem = checks.unusable_counts(side, results, queries_)  # type: ignore[arg-type]
+        if problem is not None:
+            return problem
+        probe = answers.get((i, side, PROBE))
+        if isinstance(probe, list) and not checks.has_points(probe):
+            found = checks.visibility_probe(queries_["bad"], queries_["total"])
+            labels = ", ".join(found[1]) if found else "?"
+            return (
+                f"the {side}'s errors cannot be seen: its total series lack the label "
+                f"{labels} that the bad-event query tests, so zero bad events would be a "
+                "guess; fix the query or the instrumentation"
+            )
+    return None
+
+
+def _probe_of(queries_: dict[str, str]) -> str:
+    found = checks.visibility_probe(queries_["bad"], queries_["total"])
+    return "?" if found is None else found[0]
+
+
+def _failed(settings: MetricSettings, error: str, shown: tuple[str, ...]) -> MetricData:
     empty = RatioSeries(bad=np.zeros(0), total=np.zeros(0))
-    return MetricData(settings, empty, empty, error=str(error), queries=shown)
+    return MetricData(settings, empty, empty, error=error, queries=shown)
 
 
-def _named(
-    exc: QueryRejected, spec: AnalysisSpec, jobs: list[tuple[int, str, str, str]]
-) -> QueryRejected:
+def _named(exc: QueryRejected, spec: AnalysisSpec, jobs: list[Job]) -> QueryRejected:
     for i, _, _, query in jobs:
         if query == exc.query:
             name = spec.metrics[i].name
@@ -231,126 +340,3 @@ def analyze(
     """Fetch both sides of every metric over ``window`` from ``data`` and judge them."""
     metrics = data.fetch(spec, sides=sides, window=window)
     return judge(metrics, spec.judge_settings(look=look, interval_seconds=window.step))
-
-
-# --- preflight -----------------------------------------------------------------------------
-
-PREFLIGHT_ROLE = {
-    MetricKind.RATIO: "total",
-    MetricKind.HISTOGRAM: "buckets",
-    MetricKind.VALUES: "query",
-}
-_MAX_PREFLIGHT_POINTS = 2000
-
-
-def _present(kind: MetricKind, answer: list[RangeSeries], window: Window) -> np.ndarray:
-    """Whether the baseline had data at each evaluation time."""
-    if kind is MetricKind.HISTOGRAM:
-        answer = [s for s in answer if s.labels.get("le") in ("+Inf", "Inf", "inf")]
-    grid = series.on_grid(answer, window)
-    if kind is MetricKind.VALUES:
-        return ~np.isnan(grid)
-    return ~np.isnan(grid) & (np.nan_to_num(grid) > 0)
-
-
-def _gaps(present: np.ndarray, window: Window) -> list[str]:
-    gaps, start = [], None
-    for k, ok in enumerate([*present.tolist(), True]):
-        if not ok and start is None:
-            start = k
-        elif ok and start is not None:
-            begin = window.start + start * window.step
-            until = window.start + k * window.step
-            gaps.append(
-                f"{_clock(begin)} to {_clock(until)} UTC ({format_duration(until - begin)})"
-            )
-            start = None
-    return gaps
-
-
-def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
-
-
-def preflight(
-    spec: AnalysisSpec,
-    *,
-    source: MetricSource,
-    baseline: str,
-    end: float,
-    lookback_seconds: float = 86_400.0,
-) -> Verdict:
-    """Check that the baseline has data for every metric over the lookback; report each gap.
-
-    A rollout should not start without a baseline SLI anyone has seen: the verdict is PASS
-    when every metric had data throughout, INCONCLUSIVE (metrics NO_DATA) with the gaps
-    otherwise, and ERROR when the source failed.
-    """
-    step = max(spec.interval_seconds, lookback_seconds / _MAX_PREFLIGHT_POINTS)
-    window = Window(end - lookback_seconds, end, step)
-    results = []
-    for metric in spec.metrics:
-        kind = spec.kind_of(metric)
-        role = PREFLIGHT_ROLE[kind]
-        query = render(spec, metric, selector=baseline, step=step)[role]
-        results.append(_preflight_metric(spec, metric, source, query, window))
-    live = [r for r in results if not r.dry_run]
-    if any(r.outcome is Outcome.ERROR for r in live):
-        decision, why = Decision.ERROR, "the metric source failed"
-    elif all(r.outcome is Outcome.PASS for r in live):
-        decision, why = (
-            Decision.PASS,
-            "the baseline has data for every metric over the last "
-            f"{format_duration(lookback_seconds)}",
-        )
-    else:
-        missing = ", ".join(r.name for r in live if r.outcome is not Outcome.PASS)
-        decision, why = Decision.INCONCLUSIVE, f"baseline data missing for {missing}"
-    score_ = 100.0 * sum(r.outcome is Outcome.PASS for r in live) / max(1, len(live))
-    return Verdict(
-        decision=decision, score=score_, metrics=tuple(results), summary=f"{decision.value}: {why}"
-    )
-
-
-def _preflight_metric(
-    spec: AnalysisSpec, metric: MetricSpec, source: MetricSource, query: str, window: Window
-) -> MetricResult:
-    settings = spec.settings(metric)
-    nothing = Effect(math.nan, math.nan, math.nan, 0.0, "")
-
-    def result(outcome: Outcome, reason: str, count: float = 0.0) -> MetricResult:
-        return MetricResult(
-            name=metric.name,
-            outcome=outcome,
-            critical=settings.critical,
-            test="baseline preflight",
-            p_value=math.nan,
-            effect=nothing,
-            baseline=SideSummary(count=count),
-            canary=SideSummary(),
-            reason=reason,
-            dry_run=settings.dry_run,
-            group=settings.group,
-            weight=settings.weight,
-            queries=(f"baseline: {query}",),
-        )
-
-    try:
-        answer = source.query_range(query, window=window)
-    except SourceError as exc:
-        return result(Outcome.ERROR, f"metric source error: {exc}")
-    except QueryRejected as exc:
-        raise QueryRejected(
-            f"metric {metric.name}: {exc} [query: {query}]", query=query, metric=metric.name
-        ) from None
-    present = _present(settings.kind, answer, window)
-    gaps = _gaps(present, window)
-    seen = float(present.sum())
-    if not gaps:
-        return result(
-            Outcome.PASS, f"baseline data at every {format_duration(window.step)} step", seen
-        )
-    if seen == 0:
-        return result(Outcome.NO_DATA, "no baseline data at all over the lookback", seen)
-    shown = "; ".join(gaps[:5]) + (f"; and {len(gaps) - 5} more" if len(gaps) > 5 else "")
-    return result(Outcome.NO_DATA, f"{len(gaps)} gap(s) in the baseline: {shown}", seen)

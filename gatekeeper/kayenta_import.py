@@ -1,4 +1,4 @@
-"""Convert a Kayenta canary config (JSON) into an analysis spec in KAYENTA mode.
+"""Convert a Kayenta canary config (JSON) into an analysis spec, in KAYENTA or default mode.
 
 Carried over: metrics with their groups, directions, critical and ``mustHaveData`` flags,
 effect sizes (allowed and critical increase/decrease, meanRatio or CLES), NaN strategy and
@@ -8,6 +8,13 @@ bindings and ``groupByFields``), where the ``scope`` label matcher becomes our
 ``{{selector}}``. Everything that cannot be carried over is named in a message: queries of
 other metric stores, ``${location}``, ``functions``, several groups per metric, and the
 interval, which Kayenta leaves to the execution.
+
+In default mode (``mode="DEFAULT"``) the spec is judged by the gatekeeper's own two-boundary
+rule instead: Kayenta's allowed effect size in the harmful direction (``allowedIncrease:
+1.1``, a significant change of up to 10 % still passes) becomes the FAIL boundary's
+``tolerance``, and the PASS boundary's ``pass_tolerance`` is written out at the kind's
+default, widened to the tolerance where that is wider. ``mustHaveData`` needs no carrying
+over there: missing data is never a PASS in default mode.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import yaml
 
 from gatekeeper.errors import InvalidArgument
 from gatekeeper.spec import AnalysisSpec, load_spec
+from gatekeeper.stats.model import DEFAULT_PASS_TOLERANCE, DEFAULT_TOLERANCE
+from gatekeeper.stats.results import MetricKind
 
 _SCOPE_MATCHER = re.compile(r'[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*"[^"]*\$\{scope\}[^"]*"')
 _EFFECT_FIELDS = {
@@ -32,6 +41,7 @@ _EFFECT_FIELDS = {
 }
 _MEASURES = {"meanRatio": "MEAN_RATIO", "cles": "CLES"}
 DEFAULT_INTERVAL = "1m"
+MODES = ("KAYENTA", "DEFAULT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,18 +147,47 @@ def _metric(metric: Mapping[str, Any], notes: list[str]) -> dict[str, Any] | Non
     return out
 
 
-def convert(config: Mapping[str, Any]) -> Conversion:
-    """Convert a parsed Kayenta canary config; raises InvalidArgument when nothing is left."""
+def _as_default_mode(metric: dict[str, Any]) -> dict[str, Any]:
+    """A KAYENTA-mode metric with its effect sizes turned into the two boundaries."""
+    out = {key: value for key, value in metric.items() if key != "kayenta"}
+    options = metric.get("kayenta") or {}
+    direction = out.get("direction", "EITHER")
+    # Only mean ratios carry over: CLES thresholds are probabilities, not changes.
+    ratios = options.get("effect_size_measure", "MEAN_RATIO") == "MEAN_RATIO"
+    allowed = [
+        options.get(name, 1.0)
+        for name, harmful in (("allowed_increase", "INCREASE"), ("allowed_decrease", "DECREASE"))
+        if ratios and direction in (harmful, "EITHER")
+    ]
+    # A ratio of 1.1 (or, decreasing, 0.9) allows a change of 10 %.
+    tolerance = max([abs(a - 1.0) for a in allowed if a != 1.0], default=DEFAULT_TOLERANCE)
+    out["tolerance"] = round(tolerance, 6)
+    out["pass_tolerance"] = max(DEFAULT_PASS_TOLERANCE[MetricKind(out["kind"])], out["tolerance"])
+    return out
+
+
+def convert(config: Mapping[str, Any], *, mode: str = "KAYENTA") -> Conversion:
+    """Convert a parsed Kayenta canary config; raises InvalidArgument when nothing is left.
+
+    ``mode`` is "KAYENTA" (Kayenta's own judgement, for migration) or "DEFAULT" (the
+    gatekeeper's two-boundary rule, the effect sizes carried over as tolerances).
+    """
+    if mode not in MODES:
+        raise InvalidArgument.single("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
     notes: list[str] = [f"interval: Kayenta leaves it to the execution; {DEFAULT_INTERVAL} assumed"]
     metrics = [m for m in (_metric(raw, notes) for raw in config.get("metrics") or []) if m]
     if not metrics:
         raise InvalidArgument.single("metrics", "no metric with a Prometheus query to carry over")
-    document: dict[str, Any] = {
-        "provider": "generic",
-        "interval": DEFAULT_INTERVAL,
-        "mode": "KAYENTA",
-        "metrics": metrics,
-    }
+    document: dict[str, Any] = {"provider": "generic", "interval": DEFAULT_INTERVAL}
+    if mode == "KAYENTA":
+        document["mode"] = "KAYENTA"
+    else:
+        metrics = [_as_default_mode(m) for m in metrics]
+        notes.append(
+            "default mode: each metric's allowed effect size is its tolerance (the FAIL "
+            "boundary); pass_tolerance is the PASS boundary a promotion must rule out"
+        )
+    document["metrics"] = metrics
     classifier = config.get("classifier") or {}
     weights = classifier.get("groupWeights") or {}
     if weights:
@@ -166,12 +205,12 @@ def convert(config: Mapping[str, Any]) -> Conversion:
     return Conversion(document=document, spec=spec, messages=tuple(notes))
 
 
-def convert_text(text: str) -> Conversion:
-    """Convert a Kayenta canary config given as JSON text."""
+def convert_text(text: str, *, mode: str = "KAYENTA") -> Conversion:
+    """Convert a Kayenta canary config given as JSON text (``mode``: see :func:`convert`)."""
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidArgument.single("CONFIG", f"not JSON: {exc}") from None
     if not isinstance(config, dict):
         raise InvalidArgument.single("CONFIG", "must be a Kayenta canary config object")
-    return convert(config)
+    return convert(config, mode=mode)

@@ -93,6 +93,9 @@ class MetricSpec(_Strict):
     direction: Literal["INCREASE", "DECREASE", "EITHER"] | None = None
     tolerance: Fraction = model.DEFAULT_TOLERANCE
     absolute_tolerance: Fraction = 0.0
+    pass_tolerance: Fraction | None = None
+    pass_absolute_tolerance: Fraction | None = None
+    objective: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     critical: bool = False
     weight: Positive = 1.0
     group: str = ""
@@ -103,6 +106,18 @@ class MetricSpec(_Strict):
     outliers: Literal["NONE", "IQR", "KSIGMA"] = "NONE"
     outlier_factor: Positive = model.DEFAULT_OUTLIER_FACTOR
     kayenta: KayentaMetricSpec = KayentaMetricSpec()
+
+    @model_validator(mode="after")
+    def _pass_margins_contain_the_fail_margins(self) -> MetricSpec:
+        conflicts = model.margin_conflicts(
+            tolerance=self.tolerance,
+            absolute_tolerance=self.absolute_tolerance,
+            pass_tolerance=self.pass_tolerance,
+            pass_absolute_tolerance=self.pass_absolute_tolerance,
+        )
+        if conflicts:
+            raise ValueError("; ".join(f"{name} {text}" for name, text in conflicts.items()))
+        return self
 
     @model_validator(mode="after")
     def _queries_match_the_kind(self, info: ValidationInfo) -> MetricSpec:
@@ -250,6 +265,9 @@ class AnalysisSpec(_Strict):
             direction=Direction(direction),
             tolerance=metric.tolerance,
             absolute_tolerance=metric.absolute_tolerance,
+            pass_tolerance=metric.pass_tolerance,
+            pass_absolute_tolerance=metric.pass_absolute_tolerance,
+            objective=metric.objective,
             critical=metric.critical,
             weight=metric.weight,
             group=metric.group,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,8 +42,10 @@ from gatekeeper.stats.model import (
     MetricSettings,
     NanStrategy,
     OutlierStrategy,
+    PodCounts,
     RatioSeries,
     Series,
+    margin_conflicts,
 )
 from gatekeeper.stats.results import (
     Decision,
@@ -144,7 +146,11 @@ def _optional(message: object, name: str, default: float) -> float:
     return float(getattr(message, name)) if message.HasField(name) else default  # type: ignore[attr-defined]
 
 
-def _ratio_series(check: _Checker, field: str, series: pb.Series) -> RatioSeries:
+#: A side's data: the aggregate Series, or one pod's share of it (the same fields).
+_Side = pb.Series | pb.PodSeries
+
+
+def _ratio_series(check: _Checker, field: str, series: _Side) -> RatioSeries:
     bad = np.fromiter((c.bad for c in series.counts), dtype=float, count=len(series.counts))
     total = np.fromiter((c.total for c in series.counts), dtype=float, count=len(series.counts))
     broken = ~np.isfinite(bad) | ~np.isfinite(total) | (bad < 0) | (total < 0) | (bad > total)
@@ -159,7 +165,7 @@ def _ratio_series(check: _Checker, field: str, series: pb.Series) -> RatioSeries
     return RatioSeries(bad=bad, total=total)
 
 
-def _values_series(check: _Checker, field: str, series: pb.Series) -> np.ndarray:
+def _values_series(check: _Checker, field: str, series: _Side) -> np.ndarray:
     values = np.array(series.values, dtype=float)
     infinite = np.isinf(values)
     if infinite.any():
@@ -172,7 +178,7 @@ def _values_series(check: _Checker, field: str, series: pb.Series) -> np.ndarray
     return values
 
 
-def _histogram_series(check: _Checker, field: str, series: pb.Series) -> HistogramSeries:
+def _histogram_series(check: _Checker, field: str, series: _Side) -> HistogramSeries:
     if series.values or series.counts:
         check.add(
             field, "HISTOGRAM metrics carry histograms only (values and counts must be empty)"
@@ -217,11 +223,70 @@ def _check_bounds(check: _Checker, where: str, bounds: np.ndarray) -> None:
         check.add(f"{where}.upper_bounds", "must be strictly increasing")
 
 
-_SERIES: dict[MetricKind, Callable[[_Checker, str, pb.Series], Series]] = {
+_SERIES: dict[MetricKind, Callable[[_Checker, str, _Side], Series]] = {
     MetricKind.RATIO: _ratio_series,
     MetricKind.VALUES: _values_series,
     MetricKind.HISTOGRAM: _histogram_series,
 }
+
+
+def _side(check: _Checker, field: str, series: pb.Series, kind: MetricKind) -> Series:
+    """One side's series: from its aggregate fields, or derived from its pods."""
+    if not series.pods:
+        return _SERIES[kind](check, field, series)
+    if series.counts or series.values or series.histograms:
+        check.add(
+            field,
+            "with pods, counts, values and histograms must be empty (derived from the pods)",
+        )
+    names = _pod_names(check, field, series.pods)
+    parts = [_SERIES[kind](check, f"{field}.pods[{i}]", p) for i, p in enumerate(series.pods)]
+    if kind is MetricKind.VALUES:
+        return np.concatenate([np.asarray(p, dtype=float) for p in parts])
+    lengths = [_length(p) for p in parts]
+    if len(set(lengths)) > 1:
+        check.add(
+            f"{field}.pods",
+            "every pod of a side must cover the same intervals (zeros where it served "
+            f"nothing), got {', '.join(map(str, lengths))}",
+        )
+        return _SERIES[kind](check, field, pb.Series())
+    if kind is MetricKind.RATIO:
+        ratios = [p for p in parts if isinstance(p, RatioSeries)]
+        bad = np.column_stack([p.bad for p in ratios])
+        total = np.column_stack([p.total for p in ratios])
+        return RatioSeries.from_pods(PodCounts(names=names, bad=bad, total=total))
+    return _summed_histograms(check, field, parts)
+
+
+def _pod_names(check: _Checker, field: str, pods: Sequence[pb.PodSeries]) -> tuple[str, ...]:
+    """The pods' names, each required and unique within the side."""
+    seen: set[str] = set()
+    for index, pod in enumerate(pods):
+        if not pod.pod.strip():
+            check.add(f"{field}.pods[{index}].pod", "is required (a non-empty pod name)")
+        elif pod.pod in seen:
+            check.add(
+                f"{field}.pods[{index}].pod",
+                f"duplicate pod name {pod.pod!r}; names must be unique within a side",
+            )
+        seen.add(pod.pod)
+    return tuple(pod.pod for pod in pods)
+
+
+def _summed_histograms(check: _Checker, field: str, parts: list[Series]) -> HistogramSeries:
+    """The pods' histograms added up per interval (all with the same bucket bounds)."""
+    histograms = [p for p in parts if isinstance(p, HistogramSeries) and p.counts.size]
+    if not histograms:
+        return HistogramSeries(np.array([math.inf]), np.zeros((0, 1)))
+    bounds = histograms[0].upper_bounds
+    if any(not np.array_equal(h.upper_bounds, bounds) for h in histograms):
+        check.add(f"{field}.pods", "every pod of a side must use the same bucket bounds")
+        return HistogramSeries(np.array([math.inf]), np.zeros((0, 1)))
+    if len(histograms) < len(parts):  # a pod without histograms: the pods do not line up
+        return HistogramSeries(bounds, np.sum([h.counts for h in histograms], axis=0))
+    pods = np.stack([h.counts for h in histograms], axis=1)
+    return HistogramSeries(upper_bounds=bounds, counts=pods.sum(axis=1), pods=pods)
 
 
 def _length(series: Series) -> int:
@@ -301,6 +366,7 @@ def _settings(
         low=0.0,
         low_open=True,
     )
+    margins = _pass_margins(check, field, config, tolerance=tolerance, absolute=absolute)
     if kind is None or direction is None or nan is None or outliers is None:
         return None
     return MetricSettings(
@@ -323,7 +389,39 @@ def _settings(
             if config.HasField("kayenta")
             else _NO_KAYENTA_OPTIONS
         ),
+        pass_tolerance=margins[0],
+        pass_absolute_tolerance=margins[1],
+        objective=margins[2],
     )
+
+
+def _pass_margins(
+    check: _Checker, field: str, config: pb.MetricConfig, *, tolerance: float, absolute: float
+) -> tuple[float | None, float | None, float | None]:
+    """(pass_tolerance, pass_absolute_tolerance, objective), checked against the FAIL margins."""
+    found: dict[str, float | None] = {}
+    for name in ("pass_tolerance", "pass_absolute_tolerance"):
+        found[name] = (
+            check.number(f"{field}.{name}", float(getattr(config, name)), low=0.0)
+            if config.HasField(name)
+            else None
+        )
+    found["objective"] = (
+        check.number(
+            f"{field}.objective", config.objective, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        if config.HasField("objective")
+        else None
+    )
+    conflicts = margin_conflicts(
+        tolerance=tolerance,
+        absolute_tolerance=absolute,
+        pass_tolerance=found["pass_tolerance"],
+        pass_absolute_tolerance=found["pass_absolute_tolerance"],
+    )
+    for name, message in conflicts.items():
+        check.add(f"{field}.{name}", message)
+    return found["pass_tolerance"], found["pass_absolute_tolerance"], found["objective"]
 
 
 def _metric(
@@ -335,9 +433,8 @@ def _metric(
     settings = _settings(check, f"{field}.config", metric.config, mode)
     if settings is None:
         return None
-    reader = _SERIES[settings.kind]
-    baseline = reader(check, f"{field}.baseline", metric.baseline)
-    canary = reader(check, f"{field}.canary", metric.canary)
+    baseline = _side(check, f"{field}.baseline", metric.baseline, settings.kind)
+    canary = _side(check, f"{field}.canary", metric.canary, settings.kind)
     if settings.kind is not MetricKind.VALUES:
         n_base, n_canary = _length(baseline), _length(canary)
         if min(n_base, n_canary) > 0 and n_base != n_canary:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gatekeeper.stats.model import FloatArray, HistogramSeries, RatioSeries
+from gatekeeper.stats.model import FloatArray, HistogramSeries, PodCounts, RatioSeries
 
 PROMETHEUS_BUCKETS = np.array(
     [
@@ -85,3 +85,30 @@ def histograms(
     """Cumulative bucket counts per interval, as ``increase(..._bucket[interval])`` gives."""
     counts = np.array([[np.count_nonzero(s <= b) for b in bounds] for s in samples], dtype=float)
     return HistogramSeries(upper_bounds=np.asarray(bounds, dtype=float), counts=counts)
+
+
+def pod_table(
+    rng: np.random.Generator,
+    *,
+    pods: int,
+    intervals: int,
+    requests_per_pod: float,
+    error_rate: float,
+    sigma: float = 0.0,
+    pod_sigma: float = 0.0,
+    prefix: str = "pod",
+) -> RatioSeries:
+    """Bad/total per interval and pod, the aggregates derived from them.
+
+    Each (pod, interval) gets Poisson(requests_per_pod) requests and an error rate
+    ``error_rate`` times two mean-one log-normal multipliers: one drawn per (pod, interval)
+    with ``sigma``, one drawn per pod for the whole rollout with ``pod_sigma`` (a
+    persistent pod effect: a slow node, a bad cache).
+    """
+    total = rng.poisson(requests_per_pod, size=(intervals, pods)).astype(float)
+    noise = np.exp(sigma * rng.standard_normal((intervals, pods)) - sigma**2 / 2)
+    persistent = np.exp(pod_sigma * rng.standard_normal(pods) - pod_sigma**2 / 2)
+    rate = np.clip(error_rate * noise * persistent, 0.0, 1.0)
+    bad = rng.binomial(total.astype(np.int64), rate).astype(float)
+    names = tuple(f"{prefix}-{j}" for j in range(pods))
+    return RatioSeries.from_pods(PodCounts(names=names, bad=bad, total=total))

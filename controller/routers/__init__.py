@@ -2,8 +2,10 @@
 
 A router sends a percentage of the traffic to the canary (and as much to a dedicated
 baseline), routes requests matching headers to the canary, reads back the weights in
-effect, and finalizes (all traffic to stable) when its Canary goes away. Routers reach the
-API only through :class:`~controller.resources.KubeObjects`; none imports the client.
+effect, and finalizes when its Canary goes away: all traffic to the target (through the
+``-canary`` Service, which a mesh router then releases together with a route it created,
+so both outlive the Canary). Routers reach the API only through
+:class:`~controller.resources.KubeObjects`; none imports the client.
 
 - ``gatewayAPI``: HTTPRoute ``spec.rules``: ``backendRefs[].weight``; a header rule.
 - ``istio``: VirtualService ``spec.http``: ``route[].weight``; a header route.
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from controller.model import CanarySpec, HeaderMatch, Weights
-from controller.resources import KubeObjects
+from controller.resources import SERVICES, KubeObjects, ResourceKind
 from controller.workloads import Names
 
 
@@ -56,7 +58,11 @@ class TrafficRouter(Protocol):
         ...
 
     def finalize(self) -> None:
-        """Leave all traffic with stable and no header route (the Canary is going away)."""
+        """Send all traffic to the target, no header route (the Canary is going away).
+
+        What carries that traffic must outlive the Canary: the router releases (drops the
+        Canary's ownerReference from) the ``-canary`` Service and a route it created.
+        """
         ...
 
 
@@ -100,3 +106,29 @@ def check_weights(weights: Weights) -> None:
     """Weights are percentages that leave stable a non-negative share."""
     if min(weights.canary, weights.baseline, weights.stable) < 0:
         raise RouterError(f"weights must be percentages summing to 100, got {weights}")
+
+
+def release(context: RouterContext, kind: ResourceKind, name: str) -> None:
+    """Drop the Canary's ownerReference from an object, so it outlives the Canary.
+
+    Other owners stay; an object that is missing or not owned by the Canary is left alone.
+    """
+    found = context.kube.get(kind, namespace=context.namespace, name=name)
+    if found is None:
+        return
+    owners = found.get("metadata", {}).get("ownerReferences") or []
+    uid = context.owner.get("uid")
+    kept = [o for o in owners if o.get("uid") != uid]
+    if len(kept) == len(owners):
+        return
+    context.kube.patch(
+        kind,
+        namespace=context.namespace,
+        name=name,
+        patch={"metadata": {"ownerReferences": kept or None}},
+    )
+
+
+def release_canary_service(context: RouterContext) -> None:
+    """Keep ``<name>-canary`` (it selects the target's pods) after the Canary is gone."""
+    release(context, SERVICES, context.names.canary_service)

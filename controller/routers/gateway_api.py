@@ -19,7 +19,13 @@ from typing import Any
 
 from controller.model import HeaderMatch, Weights
 from controller.resources import HTTPROUTES, Object
-from controller.routers import RouterContext, RouterError, check_weights
+from controller.routers import (
+    RouterContext,
+    RouterError,
+    check_weights,
+    release,
+    release_canary_service,
+)
 
 
 def _headers(match: Sequence[HeaderMatch]) -> list[dict[str, str]]:
@@ -166,5 +172,17 @@ class GatewayAPIRouter:
         return self._state(route)[0]
 
     def finalize(self) -> None:
-        """All traffic to stable, no header rule."""
-        self._write(Weights(), ())
+        """One rule sending everything to ``-canary`` (the target); release it and the route."""
+        context = self._context
+        if context.kube.get(HTTPROUTES, namespace=context.namespace, name=self._name) is None:
+            release_canary_service(context)
+            return  # no route of ours carries traffic
+        rules = [{"backendRefs": [self._backend("canary", 100)]}]
+        context.kube.patch(
+            HTTPROUTES,
+            namespace=context.namespace,
+            name=self._name,
+            patch={"spec": {"rules": rules}},
+        )
+        release_canary_service(context)
+        release(context, HTTPROUTES, self._name)

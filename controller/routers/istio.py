@@ -15,7 +15,13 @@ from typing import Any
 
 from controller.model import HeaderMatch, Weights
 from controller.resources import VIRTUALSERVICES, Object
-from controller.routers import RouterContext, RouterError, check_weights
+from controller.routers import (
+    RouterContext,
+    RouterError,
+    check_weights,
+    release,
+    release_canary_service,
+)
 
 HEADER_ROUTE = "canary-header"
 WEIGHTED_ROUTE = "weighted"
@@ -134,5 +140,17 @@ class IstioRouter:
         return None if found is None else self._state(found)[0]
 
     def finalize(self) -> None:
-        """All traffic to stable, no header route."""
-        self._write(Weights(), ())
+        """One route sending everything to ``-canary`` (the target); release it and the route."""
+        context = self._context
+        if context.kube.get(VIRTUALSERVICES, namespace=context.namespace, name=self._name) is None:
+            release_canary_service(context)
+            return  # no route of ours carries traffic
+        http = [{"name": WEIGHTED_ROUTE, "route": [self._destination("canary", 100)]}]
+        context.kube.patch(
+            VIRTUALSERVICES,
+            namespace=context.namespace,
+            name=self._name,
+            patch={"spec": {"http": http}},
+        )
+        release_canary_service(context)
+        release(context, VIRTUALSERVICES, self._name)

@@ -58,8 +58,8 @@ class MemoryRouter:
             self._effective = self.weights
 
     def finalize(self) -> None:
-        """All traffic to stable, no header route."""
-        self.set_weights(Weights())
+        """All traffic to the target, no header route."""
+        self.set_weights(Weights(canary=100))
         self.set_header_route(())
         self.finalized = True
 

@@ -119,5 +119,5 @@ class ReplicaRouter:
         return _parse(annotations.get(WEIGHTS_ANNOTATION))
 
     def finalize(self) -> None:
-        """All pods to stable."""
-        self.set_weights(Weights())
+        """All pods to the target (grown first), none to stable or a baseline."""
+        self.set_weights(Weights(canary=100))

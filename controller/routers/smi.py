@@ -13,7 +13,13 @@ from typing import Any
 
 from controller.model import HeaderMatch, Weights
 from controller.resources import Object, traffic_splits
-from controller.routers import RouterContext, check_weights, header_route_unsupported
+from controller.routers import (
+    RouterContext,
+    check_weights,
+    header_route_unsupported,
+    release,
+    release_canary_service,
+)
 
 
 class SMIRouter:
@@ -87,5 +93,17 @@ class SMIRouter:
         return None if found is None else self._weights(found)
 
     def finalize(self) -> None:
-        """All traffic to stable."""
-        self.set_weights(Weights())
+        """One backend, ``-canary`` (the target), at weight 100; release it and the split."""
+        context = self._context
+        if context.kube.get(self._kind, namespace=context.namespace, name=self._name) is None:
+            release_canary_service(context)
+            return  # no route of ours carries traffic
+        backends = [{"service": self._services["canary"], "weight": 100}]
+        context.kube.patch(
+            self._kind,
+            namespace=context.namespace,
+            name=self._name,
+            patch={"spec": {"backends": backends}},
+        )
+        release_canary_service(context)
+        release(context, self._kind, self._name)

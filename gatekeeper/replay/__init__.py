@@ -5,7 +5,8 @@ quarter's rollouts would it have stopped, when, and how many users would the bad
 have hurt? :func:`replay_recorded` replays a recorded rollout
 (:mod:`gatekeeper.sources.recorded`) and :func:`replay_source` a historic window of
 Prometheus, look by look as a controller's analysis would; :func:`evaluate` and
-:func:`sweep` replay labelled sets on every core; :mod:`gatekeeper.replay.plots` draws them
+:func:`sweep` replay labelled sets on every core or any executor (a Dask cluster:
+:mod:`gatekeeper.replay.dispatch`); :mod:`gatekeeper.replay.plots` draws them
 (matplotlib, imported when used); :mod:`gatekeeper.replay.command` is ``gatekeeper replay``.
 """
 

@@ -6,30 +6,30 @@ and counts how many bad ones FAILed (catch rate), how many good ones FAILed (fal
 rollbacks), how many ended undecided, and how long the caught ones took. :func:`sweep`
 does that for several tolerances at once, for choosing one.
 
-Replays run in a process pool (``forkserver`` with this module preloaded, so workers start
-fast and no threads are forked); results are gathered by position, so they do not depend
-on scheduling. A progress bar goes to stderr when it is a
-terminal, or when asked.
+Replays run in the local process pool, or on any :class:`concurrent.futures.Executor`
+given as ``executor=``, such as a Dask cluster's ``Client(...).get_executor()``
+(:mod:`gatekeeper.replay.dispatch`); results are gathered by position, so they do not
+depend on scheduling. A rollout given as a path is read where it is judged: the path must
+be readable there (a shared filesystem, or object storage such as ``s3://`` through pandas
+with the optional fsspec packages).
 """
 
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-import sys
+import posixpath
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NoReturn
+from typing import Literal
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from gatekeeper.errors import FieldViolation, GatekeeperError, InvalidArgument
-from gatekeeper.replay.core import Replay, replay_recorded
+from gatekeeper.errors import FieldViolation, InvalidArgument
+from gatekeeper.replay.core import Replay
+from gatekeeper.replay.dispatch import Task, run_tasks
 from gatekeeper.sources.recorded import RecordedRollout, read_recorded
 from gatekeeper.spec import AnalysisSpec
 from gatekeeper.stats.results import Decision
@@ -53,85 +53,6 @@ class LabelledRollout:
         return read_recorded(self.source)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class _Task:
-    """One rollout of a batch, replayed with each spec (read once)."""
-
-    specs: tuple[AnalysisSpec, ...]
-    rollout: LabelledRollout
-    interval_seconds: float | None = None
-    every_look: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """A replay's domain error, carried back from a worker as plain data."""
-
-    message: str
-    violations: tuple[FieldViolation, ...]
-
-
-def _replay_task(task: _Task) -> tuple[Replay, ...] | _Failed:
-    """Run one task (in a worker process); domain errors come back as data."""
-    try:
-        recorded = task.rollout.load()
-        return tuple(
-            replay_recorded(
-                spec, recorded, interval_seconds=task.interval_seconds, every_look=task.every_look
-            )
-            for spec in task.specs
-        )
-    except InvalidArgument as exc:
-        return _Failed(str(exc), exc.violations)
-    except GatekeeperError as exc:
-        return _Failed(str(exc), ())
-
-
-def _raise(task: _Task, failed: _Failed) -> NoReturn:
-    name = task.rollout.name
-    if failed.violations:
-        raise InvalidArgument(
-            [FieldViolation(f"{name}: {v.field}", v.description) for v in failed.violations]
-        )
-    raise InvalidArgument.single(name, failed.message)
-
-
-def _show_progress(progress: bool | None) -> bool:
-    return sys.stderr.isatty() if progress is None else progress
-
-
-def _run_tasks(
-    tasks: Sequence[_Task], *, workers: int | None, progress: bool | None
-) -> list[tuple[Replay, ...]]:
-    """Every task's replays, in the tasks' order whatever the scheduling."""
-    count = workers or os.cpu_count() or 1
-    results: list[tuple[Replay, ...] | _Failed | None] = [None] * len(tasks)
-    with tqdm(
-        total=len(tasks), file=sys.stderr, disable=not _show_progress(progress), unit="rollout"
-    ) as bar:
-        if count <= 1 or len(tasks) <= 1:
-            for index, task in enumerate(tasks):
-                results[index] = _replay_task(task)
-                bar.update()
-        else:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
-            with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
-                futures: dict[Future[tuple[Replay, ...] | _Failed], int] = {
-                    pool.submit(_replay_task, task): index for index, task in enumerate(tasks)
-                }
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    bar.update()
-    replays: list[tuple[Replay, ...]] = []
-    for task, result in zip(tasks, results, strict=True):
-        if isinstance(result, _Failed):
-            _raise(task, result)
-        assert result is not None
-        replays.append(result)
-    return replays
-
-
 def replay_many(
     spec: AnalysisSpec,
     rollouts: Sequence[LabelledRollout],
@@ -139,9 +60,10 @@ def replay_many(
     interval_seconds: float | None = None,
     every_look: bool = False,
     workers: int | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> list[Replay]:
-    """Replay every rollout with ``spec`` on ``workers`` processes.
+    """Replay every rollout with ``spec`` in the local pool or on ``executor``.
 
     Parameters
     ----------
@@ -152,7 +74,12 @@ def replay_many(
     every_look : bool
         Replay the looks after each decision too.
     workers : int or None
-        Processes; all cores by default; 1 replays in this process.
+        Without ``executor``: local processes, all cores by default; 1 replays in this
+        process. With one: its parallel slots, to size the chunks (by default what the
+        executor tells: a Dask cluster's threads, a pool's workers).
+    executor : concurrent.futures.Executor or None
+        Where the replays run, for example ``distributed.Client(...).get_executor()``;
+        rollouts given as paths are read there. By default the local pool.
     progress : bool or None
         Show a progress bar on stderr; by default only when stderr is a terminal.
 
@@ -166,8 +93,9 @@ def replay_many(
     InvalidArgument
         When a rollout cannot be read or replayed; fields are prefixed with its name.
     """
-    tasks = [_Task((spec,), r, interval_seconds, every_look) for r in rollouts]
-    return [found[0] for found in _run_tasks(tasks, workers=workers, progress=progress)]
+    tasks = [Task((spec,), r, interval_seconds, every_look) for r in rollouts]
+    found = run_tasks(tasks, workers=workers, executor=executor, progress=progress)
+    return [replays[0] for replays in found]
 
 
 # --- evaluation -----------------------------------------------------------------------------
@@ -263,9 +191,12 @@ def evaluate(
     *,
     interval_seconds: float | None = None,
     workers: int | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> Evaluation:
     """Replay a labelled set with ``spec`` and measure catches, false rollbacks and delays.
+
+    ``workers``, ``executor`` and ``progress`` are as for :func:`replay_many`.
 
     Raises
     ------
@@ -274,7 +205,12 @@ def evaluate(
     """
     _check_labels(rollouts)
     replays = replay_many(
-        spec, rollouts, interval_seconds=interval_seconds, workers=workers, progress=progress
+        spec,
+        rollouts,
+        interval_seconds=interval_seconds,
+        workers=workers,
+        executor=executor,
+        progress=progress,
     )
     return evaluation(_results(rollouts, replays))
 
@@ -325,9 +261,13 @@ def sweep(
     metrics: Sequence[str] | None = None,
     interval_seconds: float | None = None,
     workers: int | None = None,
+    executor: Executor | None = None,
     progress: bool | None = None,
 ) -> pd.DataFrame:
-    """Evaluate the labelled set under each tolerance (all replays in one pool).
+    """Evaluate the labelled set under each tolerance (all replays in one batch).
+
+    Each rollout is read once and replayed with every tolerance where it is read;
+    ``workers``, ``executor`` and ``progress`` are as for :func:`replay_many`.
 
     Returns
     -------
@@ -337,8 +277,8 @@ def sweep(
     """
     _check_labels(rollouts)
     specs = tuple(with_tolerance(spec, t, metrics=metrics) for t in tolerances)
-    tasks = [_Task(specs, r, interval_seconds) for r in rollouts]
-    replays = _run_tasks(tasks, workers=workers, progress=progress)
+    tasks = [Task(specs, r, interval_seconds) for r in rollouts]
+    replays = run_tasks(tasks, workers=workers, executor=executor, progress=progress)
     rows = []
     for k, tolerance in enumerate(tolerances):
         found = evaluation(_results(rollouts, [per_rollout[k] for per_rollout in replays]))
@@ -358,7 +298,10 @@ def sweep(
 def read_labelled(path: str | Path) -> list[LabelledRollout]:
     """A labelled set from a CSV index with columns ``file`` and ``label`` (good | bad).
 
-    ``file`` is relative to the index's folder; the rollout's name is the file's stem.
+    ``file`` is relative to the index's folder unless it is absolute or a URL; the
+    rollout's name is the file's stem. Paths are made absolute, so workers whose working
+    folder differs still find them; an index given as a URL (``s3://bucket/index.csv``,
+    read through pandas) keeps its files as URLs beside it.
 
     Raises
     ------
@@ -367,9 +310,9 @@ def read_labelled(path: str | Path) -> list[LabelledRollout]:
     """
     index = Path(path)
     try:
-        table = pd.read_csv(index, dtype=str, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InvalidArgument.single("FILE", f"cannot read {index}: {exc}") from None
+        table = pd.read_csv(str(path), dtype=str, keep_default_na=False)
+    except (OSError, ValueError, ImportError) as exc:
+        raise InvalidArgument.single("FILE", f"cannot read {path}: {exc}") from None
     missing = [c for c in ("file", "label") if c not in table.columns]
     if missing:
         raise InvalidArgument.single("columns", f"{index.name} lacks {', '.join(missing)}")
@@ -381,6 +324,15 @@ def read_labelled(path: str | Path) -> list[LabelledRollout]:
     if wrong:
         raise InvalidArgument(wrong)
     return [
-        LabelledRollout(Path(f).stem, label, index.parent / f)
+        LabelledRollout(Path(f).stem, label, _beside(str(path), f))
         for f, label in zip(table["file"], table["label"], strict=True)
     ]
+
+
+def _beside(index: str, file: str) -> str | Path:
+    """Where ``file`` named in ``index`` is: a URL or absolute path as is, else beside it."""
+    if "://" in file:
+        return file
+    if "://" in index:
+        return posixpath.join(posixpath.dirname(index), file)
+    return Path(index).absolute().parent / file

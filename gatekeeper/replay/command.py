@@ -4,12 +4,14 @@
 
     gatekeeper replay FILE --spec SPEC [--interval 1m] [--output json|table]
     gatekeeper replay --prometheus URL --spec SPEC --baseline SEL --canary SEL --start T --end T
+    gatekeeper replay --labelled INDEX.csv --spec SPEC [--scheduler tcp://HOST:PORT]
 
 ``T`` is RFC 3339 (``2024-05-01T12:00:00Z``) or epoch seconds. The exit code is the final
 decision's, as ``gatekeeper judge``: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR (the metric
 source failed), 4 bad input or usage. ``--output json`` prints the summary with the keys
 ``decision``, ``decided_after_seconds``, ``canary_bad_before_decision``, ``looks`` and
-``timeline`` (and a few more).
+``timeline`` (and a few more). ``--labelled`` evaluates a labelled set instead
+(:mod:`gatekeeper.replay.labelled_command`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 from gatekeeper import engine
 from gatekeeper.errors import InvalidArgument
-from gatekeeper.replay import bounds
+from gatekeeper.replay import bounds, labelled_command
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import RecordedRollout, parse_time, read_recorded
@@ -80,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
     remote.add_argument("--baseline", metavar="SEL", help='label matchers, e.g. track="stable"')
     remote.add_argument("--canary", metavar="SEL", help='label matchers, e.g. track="canary"')
     remote.add_argument("--timeout", type=float, default=10.0, help="seconds per query")
+    labelled_command.add_arguments(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -90,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
     Bad input (spec, file, flags) raises the domain errors, which ``gatekeeper``'s main
     prints with every offending field (exit 4).
     """
+    if args.labelled is not None:
+        _check_labelled_flags(args)
+        spec = _spec(Path(args.spec), queries=False)
+        interval = _duration(args.interval) if args.interval else None
+        return labelled_command.run_labelled(args, spec, interval)
+    for flag in ("scheduler", "workers"):
+        if getattr(args, flag) is not None:
+            raise InvalidArgument.single(f"--{flag}", "applies to --labelled INDEX only")
     replay = _replay(args)
     if args.output == "json":
         print(json.dumps(replay.to_json(), indent=2, allow_nan=False))
@@ -142,6 +153,16 @@ def _read(path: str) -> RecordedRollout:
         return read_recorded(path)
     except MemoryError:
         raise InvalidArgument.single("FILE", f"{path} does not fit in memory") from None
+
+
+def _check_labelled_flags(args: argparse.Namespace) -> None:
+    others = {"FILE": args.file, "--prometheus": args.prometheus, "--start": args.start}
+    others |= {"--end": args.end, "--bad-metric": args.bad_metric}
+    given = [flag for flag, value in others.items() if value is not None]
+    if args.every_look:
+        given.append("--every-look")
+    if given:
+        raise InvalidArgument.single(given[0], f"{given[0]} does not apply to --labelled INDEX")
 
 
 def _check_flags(args: argparse.Namespace, *, remote: bool) -> None:

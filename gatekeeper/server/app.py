@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -28,8 +28,12 @@ from grpc_reflection.v1alpha import reflection
 from gatekeeper.engine import DataSource, PromQLData
 from gatekeeper.errors import FailedPrecondition
 from gatekeeper.limits import DEFAULT_MAX_METRICS
+from gatekeeper.server import flagger, kayenta_remote
+from gatekeeper.server import http as http_routes
 from gatekeeper.server.analysis import (
     DEFAULT_MAX_POINTS,
+    DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_SPEC_METRICS,
     DEFAULT_MAX_WINDOW_SECONDS,
     AnalysisService,
     load_spec_dir,
@@ -37,9 +41,11 @@ from gatekeeper.server.analysis import (
 from gatekeeper.server.auth import BearerTokenAuth, read_token
 from gatekeeper.server.dispatch import DEFAULT_INLINE_MAX_POINTS, Judging
 from gatekeeper.server.drain import Drain
+from gatekeeper.server.http import Gateway, HttpEndpoint, RouteSet, application, ssl_context
 from gatekeeper.server.metrics import MetricsEndpoint, ServiceMetrics
 from gatekeeper.server.observe import ObservingInterceptor
 from gatekeeper.server.servicer import SERVICE, GatekeeperServicer
+from gatekeeper.server.verdicts import VerdictObserver
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 
 log = logging.getLogger("gatekeeper.server")
@@ -49,6 +55,8 @@ DEFAULT_PORT = 50051
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 DEFAULT_GRACE_SECONDS = 10.0
 HEALTH_SERVICE = "grpc.health.v1.Health"
+#: The HTTP adapters' route sets (DESIGN.md, "Drop-in adapters").
+ADAPTERS: tuple[RouteSet, ...] = (http_routes.routes, flagger.routes, kayenta_remote.routes)
 
 
 def default_workers() -> int:
@@ -72,12 +80,15 @@ class ServerConfig:
     tls_client_ca: Path | None = None
     auth_token_file: Path | None = None
     metrics_port: int | None = None
+    http_port: int | None = None
     prometheus_url: str | None = None
     prometheus: PrometheusOptions = field(default_factory=PrometheusOptions)
     spec_dir: Path | None = None
     allow_custom_queries: bool = False
     max_points: int = DEFAULT_MAX_POINTS
     max_window_seconds: float = DEFAULT_MAX_WINDOW_SECONDS
+    max_spec_metrics: int = DEFAULT_MAX_SPEC_METRICS
+    max_queries: int = DEFAULT_MAX_QUERIES
 
 
 def analysis_service(config: ServerConfig, data: DataSource | None) -> AnalysisService:
@@ -95,6 +106,8 @@ def analysis_service(config: ServerConfig, data: DataSource | None) -> AnalysisS
         allow_custom_queries=config.allow_custom_queries,
         max_points=config.max_points,
         max_window_seconds=config.max_window_seconds,
+        max_spec_metrics=config.max_spec_metrics,
+        max_queries=config.max_queries,
     )
 
 
@@ -134,6 +147,7 @@ class RunningServer:
         health: HealthServicer,
         drain: Drain,
         endpoint: MetricsEndpoint | None,
+        http: HttpEndpoint | None = None,
     ) -> None:
         self.config = config
         self.drain = drain
@@ -143,6 +157,7 @@ class RunningServer:
         self.metrics = metrics
         self.health = health
         self.endpoint = endpoint
+        self.http = http
 
     @property
     def target(self) -> str:
@@ -154,20 +169,65 @@ class RunningServer:
         """The port of ``/metrics``, if served."""
         return None if self.endpoint is None else self.endpoint.port
 
+    @property
+    def http_port(self) -> int | None:
+        """The port of the HTTP adapters, if served."""
+        return None if self.http is None else self.http.port
+
     async def stop(self, grace: float | None = None) -> None:
         """Refuse new calls, let calls in flight finish within ``grace`` seconds, stop."""
         grace = self.config.grace_seconds if grace is None else grace
         deadline = time.monotonic() + grace
         await self.health.enter_graceful_shutdown()
         await self.drain.drain(grace)
+        if self.http is not None:
+            await self.http.close()
         await self.server.stop(max(0.0, deadline - time.monotonic()))
         await self.judging.close(max(0.0, deadline - time.monotonic()))
         if self.endpoint is not None:
             self.endpoint.close()
 
 
+class HealthFollower:
+    """Health follows the judge pool: NOT_SERVING while no judge worker is alive (large
+    Judge calls cannot be served then), SERVING again once a replacement is ready.
+
+    Before the server has started, and once it shuts down (the health servicer then
+    ignores updates), the pool's changes do not matter.
+    """
+
+    def __init__(self, health: HealthServicer) -> None:
+        self._health = health
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.started = False
+
+    def changed(self, live: int) -> None:
+        """The pool has ``live`` workers now."""
+        if not self.started:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if live
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        if not live:
+            log.error("no judge worker is alive: health is NOT_SERVING until one is replaced")
+        task = asyncio.get_running_loop().create_task(self._set(status))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _set(self, status: health_pb2.HealthCheckResponse.ServingStatus.ValueType) -> None:
+        for name in ("", SERVICE):
+            await self._health.set(name, status)
+
+
 async def start(
-    config: ServerConfig, *, judging: Judging | None = None, data: DataSource | None = None
+    config: ServerConfig,
+    *,
+    judging: Judging | None = None,
+    data: DataSource | None = None,
+    observer: VerdictObserver | None = None,
+    routes: Sequence[RouteSet] = (),
 ) -> RunningServer:
     """Build and start a server; the judge pool is warm when this returns.
 
@@ -191,6 +251,8 @@ async def start(
     token = None if config.auth_token_file is None else read_token(config.auth_token_file)
     metrics = ServiceMetrics()
     observing = ObservingInterceptor(metrics)
+    health = HealthServicer()
+    follower = HealthFollower(health)
     if judging is None:
         judging = Judging(
             workers=default_workers() if config.workers is None else config.workers,
@@ -199,6 +261,7 @@ async def start(
             contention=partial(observing.arrived, "Judge"),
             on_abandoned=metrics.abandon,
             on_dispatched=metrics.dispatched,
+            on_capacity=follower.changed,
         )
     drain = Drain()
     interceptors: list[grpc.aio.ServerInterceptor] = [observing, drain]  # type: ignore[type-arg]
@@ -211,10 +274,10 @@ async def start(
             ("grpc.so_reuseport", 0),
         ],
     )
-    server.add_generic_rpc_handlers(
-        (GatekeeperServicer(judging=judging, metrics=metrics, analysis=analysis).handler(),)
+    servicer = GatekeeperServicer(
+        judging=judging, metrics=metrics, analysis=analysis, observer=observer
     )
-    health = HealthServicer()
+    server.add_generic_rpc_handlers((servicer.handler(),))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection((SERVICE, HEALTH_SERVICE, reflection.SERVICE_NAME), server)
     address = f"{config.host}:{config.port}"
@@ -231,8 +294,14 @@ async def start(
     if config.metrics_port is not None:
         endpoint = MetricsEndpoint(metrics, host=config.host, port=config.metrics_port)
     await server.start()
+    http = None
+    if config.http_port is not None:
+        auth = None if token is None else BearerTokenAuth(token)
+        gateway = Gateway(servicer, metrics, drain, auth, config.max_message_bytes)
+        http = await start_http(config, gateway, routes)
     for name in ("", SERVICE):
         await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+    follower.started = True
     return RunningServer(
         config=config,
         server=server,
@@ -242,6 +311,21 @@ async def start(
         health=health,
         drain=drain,
         endpoint=endpoint,
+        http=http,
+    )
+
+
+async def start_http(
+    config: ServerConfig, gateway: Gateway, routes: Sequence[RouteSet] = ()
+) -> HttpEndpoint:
+    """Serve the adapters and ``routes`` on ``config.http_port`` with gRPC's TLS."""
+    tls = ssl_context(cert=config.tls_cert, key=config.tls_key, client_ca=config.tls_client_ca)
+    return await HttpEndpoint.start(
+        application(gateway, (*ADAPTERS, *routes)),
+        host=config.host,
+        port=config.http_port or 0,
+        tls=tls,
+        grace_seconds=config.grace_seconds,
     )
 
 
@@ -260,6 +344,9 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     announce(f"gatekeeper serving on {running.target}")
     if running.metrics_port is not None:
         announce(f"metrics on http://{config.host}:{running.metrics_port}/metrics")
+    if running.http_port is not None:
+        scheme = "http" if config.tls_cert is None else "https"
+        announce(f"http adapters on {scheme}://{config.host}:{running.http_port}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -284,6 +371,10 @@ class ServerThread:
         Where judgements run.
     data : DataSource, optional
         Analyze's data source (see :func:`start`).
+    observer : VerdictObserver, optional
+        Told every verdict (see :func:`start`).
+    routes : sequence of RouteSet
+        More HTTP routes (see :func:`start`).
     """
 
     START_TIMEOUT = 60.0
@@ -294,11 +385,15 @@ class ServerThread:
         *,
         judging: Judging | None = None,
         data: DataSource | None = None,
+        observer: VerdictObserver | None = None,
+        routes: Sequence[RouteSet] = (),
     ) -> None:
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._thread.start()
-        self.running = self.call(start(config, judging=judging, data=data))
+        self.running = self.call(
+            start(config, judging=judging, data=data, observer=observer, routes=routes)
+        )
         self.stopped = False
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -309,6 +404,12 @@ class ServerThread:
     def target(self) -> str:
         """``host:port``."""
         return self.running.target
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the HTTP adapters (the server needs ``http_port``)."""
+        assert self.running.http_port is not None, "started without http_port"
+        return f"http://{self.running.config.host}:{self.running.http_port}"
 
     def stop(self, grace: float = 0.0) -> None:
         """Stop the server and its loop (idempotent)."""

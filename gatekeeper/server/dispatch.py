@@ -40,7 +40,7 @@ from gatekeeper import limits, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import DeadlineExceeded
 from gatekeeper.server import cost, worker
-from gatekeeper.server.pool import AbandonedHook, WorkerPool
+from gatekeeper.server.pool import AbandonedHook, CapacityHook, WorkerPool
 from gatekeeper.server.worker import Judged, Rejected
 
 DEFAULT_INLINE_MAX_POINTS = 20_000
@@ -112,6 +112,8 @@ class Judging:
     quiet_seconds : float
         How long before a small request no other Judge call may have arrived for it to be
         judged inline.
+    on_capacity : callable, optional
+        Told the number of live pool workers whenever it changes (health follows it).
     max_metrics : int
         Metrics a request may carry; more is INVALID_ARGUMENT naming the limit.
     inline_max_ms : float
@@ -127,6 +129,7 @@ class Judging:
         on_abandoned: AbandonedHook = _ignore,
         on_dispatched: Callable[[str], None] = _ignore,
         quiet_seconds: float = DEFAULT_QUIET_SECONDS,
+        on_capacity: CapacityHook | None = None,
         max_metrics: int = limits.DEFAULT_MAX_METRICS,
         inline_max_ms: float = DEFAULT_INLINE_MAX_MS,
     ) -> None:
@@ -141,13 +144,17 @@ class Judging:
         self._pool: WorkerPool | None = None
         self._active = 0
         self._contention = contention or (lambda: self._active)
+        self._on_capacity = on_capacity
 
     async def start(self) -> None:
         """Start the pool and wait until every worker has imported the judge."""
         if self.workers <= 0:
             return
         self._pool = WorkerPool(
-            workers=self.workers, on_abandoned=self._on_abandoned, max_metrics=self.max_metrics
+            workers=self.workers,
+            on_abandoned=self._on_abandoned,
+            on_capacity=self._on_capacity,
+            max_metrics=self.max_metrics,
         )
         await self._pool.start()
 

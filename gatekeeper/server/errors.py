@@ -1,13 +1,16 @@
-"""Domain errors -> gRPC status, per DESIGN.md's "Errors" table.
+"""Domain errors -> gRPC status (and HTTP status), per DESIGN.md's "Errors" table.
 
-| error                                  | status              | details                    |
-|----------------------------------------|---------------------|----------------------------|
-| :class:`~gatekeeper.errors.InvalidArgument`   | INVALID_ARGUMENT    | BadRequest + ErrorInfo     |
-| :class:`~gatekeeper.errors.FailedPrecondition`| FAILED_PRECONDITION | ErrorInfo                  |
-| other :class:`~gatekeeper.errors.PermanentError` | FAILED_PRECONDITION | ErrorInfo               |
-| :class:`~gatekeeper.errors.DeadlineExceeded`  | DEADLINE_EXCEEDED   | ErrorInfo                  |
-| :class:`~gatekeeper.errors.Unavailable`, other temporary errors | UNAVAILABLE | ErrorInfo    |
-| anything else                          | INTERNAL            | ErrorInfo; generic message |
+| error                                        | status              | HTTP | details          |
+|----------------------------------------------|---------------------|------|------------------|
+| :class:`~gatekeeper.errors.InvalidArgument`  | INVALID_ARGUMENT    | 400  | BadRequest, Info |
+| :class:`~gatekeeper.errors.FailedPrecondition` | FAILED_PRECONDITION | 400 | ErrorInfo       |
+| other :class:`~gatekeeper.errors.PermanentError` | FAILED_PRECONDITION | 400 | ErrorInfo     |
+| :class:`~gatekeeper.errors.DeadlineExceeded` | DEADLINE_EXCEEDED   | 504  | ErrorInfo        |
+| :class:`~gatekeeper.errors.Unavailable`, other temporary | UNAVAILABLE | 503 | ErrorInfo    |
+| anything else                                | INTERNAL            | 500  | ErrorInfo; generic |
+
+The HTTP column (the HTTP adapters, :mod:`gatekeeper.server.http`) follows google.rpc's
+own code-to-HTTP mapping; a permanent error is a 4xx (not retried), a temporary one a 5xx.
 
 Each status carries ``google.rpc.Status`` details in the ``grpc-status-details-bin``
 trailer (grpcio-status). Details are bounded: the trailer must stay well inside gRPC's
@@ -48,6 +51,22 @@ _CODES: tuple[tuple[type[GatekeeperError], grpc.StatusCode], ...] = (
     (PermanentError, grpc.StatusCode.FAILED_PRECONDITION),
     (TemporaryError, grpc.StatusCode.UNAVAILABLE),
 )
+
+
+#: The HTTP status of each code the table gives (and of UNAUTHENTICATED, for the HTTP auth).
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.INTERNAL: 500,
+}
+
+
+def http_status(error: BaseException) -> int:
+    """The HTTP status answering ``error`` (the table's HTTP column)."""
+    return HTTP_STATUS[status_code(error)]
 
 
 def status_code(error: BaseException) -> grpc.StatusCode:

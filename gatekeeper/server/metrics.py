@@ -65,6 +65,20 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.http_requests = Counter(
+            "gatekeeper_http_requests",
+            "Finished HTTP requests of the adapters by route and status.",
+            ("route", "status"),
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "gatekeeper_http_request_seconds",
+            "Latency of HTTP requests by route, from the body's arrival to the answer.",
+            ("route",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
     def dispatched(self, where: str) -> None:
         """Count a judgement by where it ran ("inline" or "pool")."""
         self.judgements.labels(where=where).inc()

@@ -11,7 +11,10 @@ A worker judges one request at a time and holds at most ``depth`` (default 2): t
 request waits in its socket, so a busy worker goes from one judgement to the next without
 sleeping in between. Callers wait for a free place in arrival order.
 
-A worker that dies fails its current judgement with :class:`Unavailable` and is replaced;
+A worker that dies fails its current judgement with :class:`Unavailable` and is replaced
+(its exit is awaited on the event loop through the process's sentinel, never in a thread,
+so recovery cannot queue behind blocked ``to_thread`` calls; ``on_capacity`` tells the
+server, whose health is NOT_SERVING while no worker is alive);
 a caller whose deadline passes while queued is never judged ("queued"), one whose deadline
 passes while judged gets :class:`DeadlineExceeded` and the result is dropped ("running").
 """
@@ -19,11 +22,13 @@ passes while judged gets :class:`DeadlineExceeded` and the result is dropped ("r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
 import pickle
 import socket
+import weakref
 from collections import deque
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -42,6 +47,44 @@ DEFAULT_DEPTH = 2
 STOP_SECONDS = 5.0
 
 AbandonedHook = Callable[[str], None]
+#: Told the number of live workers whenever it changes (health follows it).
+CapacityHook = Callable[[int], None]
+
+
+#: Per judge process, the future of its exit: one reader per sentinel, however many wait.
+_EXITS: weakref.WeakKeyDictionary[BaseProcess, asyncio.Future[None]] = weakref.WeakKeyDictionary()
+
+
+def _exit_of(process: BaseProcess) -> asyncio.Future[None]:
+    loop = asyncio.get_running_loop()
+    found = _EXITS.get(process)
+    if found is not None and found.get_loop() is loop:
+        return found
+    gone: asyncio.Future[None] = loop.create_future()
+    sentinel = process.sentinel
+
+    def readable() -> None:
+        loop.remove_reader(sentinel)
+        if not gone.done():
+            gone.set_result(None)
+
+    loop.add_reader(sentinel, readable)
+    _EXITS[process] = gone
+    return gone
+
+
+async def exited(process: BaseProcess, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to exit, on the event loop.
+
+    The process's sentinel (a descriptor readable once it exits) is watched by the loop
+    itself: no thread is used, so the wait never queues behind blocked ``to_thread`` calls.
+    """
+    if process.exitcode is not None:
+        return True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(_exit_of(process)), timeout)
+    process.join(0)  # reaps it: returns at once
+    return process.exitcode is not None
 
 
 class WorkerStartError(RuntimeError):
@@ -145,6 +188,8 @@ class WorkerPool:
         Called with ``"queued"`` or ``"running"`` when a caller went away (see the module).
     depth : int
         Requests one worker may hold (judged one after the other), >= 1.
+    on_capacity : callable, optional
+        Told the number of live workers whenever it changes.
     max_metrics : int
         Metrics a request may carry (checked in the worker, which decodes it).
     """
@@ -155,6 +200,7 @@ class WorkerPool:
         workers: int,
         on_abandoned: AbandonedHook,
         depth: int = DEFAULT_DEPTH,
+        on_capacity: CapacityHook | None = None,
         max_metrics: int = limits.DEFAULT_MAX_METRICS,
     ) -> None:
         if workers < 1:
@@ -165,6 +211,7 @@ class WorkerPool:
         self.depth = depth
         self.max_metrics = max_metrics
         self._on_abandoned = on_abandoned
+        self._on_capacity = on_capacity or (lambda _live: None)
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(["gatekeeper.server.worker"])
         self._all: list[_Worker] = []
@@ -218,12 +265,13 @@ class WorkerPool:
             ready = await one.greeting  # the worker's pid, once its imports are done
         except ConnectionError:
             one.close()
-            await asyncio.to_thread(process.join, STOP_SECONDS)
+            await exited(process, STOP_SECONDS)
             raise WorkerStartError(
                 f"a judge worker exited before it was ready (exit code {process.exitcode})"
             ) from None
         assert ready == one.pid, f"unexpected greeting {ready!r} from a judge worker"
         self._all.append(one)
+        self._on_capacity(len(self._all))
         return one
 
     def _on_lost(self, one: _Worker) -> None:
@@ -232,6 +280,9 @@ class WorkerPool:
             return
         self._all.remove(one)
         self._idle = deque(slot for slot in self._idle if slot is not one)
+        if not self._closing:
+            self._on_capacity(len(self._all))
+        self._starting += 1  # its replacement: callers wait for it rather than be refused
         task = asyncio.get_running_loop().create_task(self._lost(one))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -240,7 +291,12 @@ class WorkerPool:
         for pending in one.answers:
             if not pending.done():
                 pending.set_exception(Unavailable("a judge worker died; it was replaced, retry"))
-        await asyncio.to_thread(one.process.join, STOP_SECONDS)
+        try:
+            if not await exited(one.process, STOP_SECONDS):
+                one.process.kill()  # its socket closed but it hangs on: it is of no use
+                await exited(one.process, STOP_SECONDS)
+        finally:
+            self._starting -= 1  # from here, the replacement's own start counts
         if self._closing:
             return
         code = one.process.exitcode
@@ -336,11 +392,9 @@ class WorkerPool:
             one.close()  # EOF: the worker's loop ends
         for one in list(self._all):
             left = STOP_SECONDS if deadline is None else deadline - loop.time()
-            if left > 0:
-                await asyncio.to_thread(one.process.join, min(STOP_SECONDS, left))
-            if one.process.exitcode is None:
+            if left <= 0 or not await exited(one.process, min(STOP_SECONDS, left)):
                 one.process.kill()
-                await asyncio.to_thread(one.process.join, STOP_SECONDS)
+                await exited(one.process, STOP_SECONDS)
             for pending in one.answers:
                 if not pending.done():
                     pending.set_exception(Unavailable("the server is shutting down"))

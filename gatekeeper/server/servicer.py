@@ -23,6 +23,7 @@ from gatekeeper.server.dispatch import Judging
 from gatekeeper.server.errors import to_status
 from gatekeeper.server.logs import REQUEST_ID
 from gatekeeper.server.metrics import ServiceMetrics
+from gatekeeper.server.verdicts import Method, VerdictObserver
 from gatekeeper.server.worker import Judged
 
 SERVICE = "gatekeeper.api.v1.Gatekeeper"
@@ -42,7 +43,11 @@ async def abort(context: Context, error: BaseException) -> NoReturn:
 
 
 class GatekeeperServicer:
-    """Judge (and, later, Analyze) over gRPC.
+    """Judge and Analyze, for gRPC and for the HTTP adapters.
+
+    :meth:`judge` and :meth:`analyze` take and give the protobuf binary encoding and raise
+    domain errors; the gRPC methods turn those into statuses of the table, the HTTP layer
+    (:mod:`gatekeeper.server.http`) into HTTP statuses of the same table.
 
     Parameters
     ----------
@@ -50,31 +55,38 @@ class GatekeeperServicer:
         Runs judgements inline or in the process pool.
     metrics : ServiceMetrics
         Verdict and judge-time instruments.
+    analysis : AnalysisService
+        Analyze's source, specs and limits.
+    observer : VerdictObserver, optional
+        Told every verdict (:mod:`gatekeeper.server.verdicts`).
     """
 
     def __init__(
-        self, *, judging: Judging, metrics: ServiceMetrics, analysis: AnalysisService
+        self,
+        *,
+        judging: Judging,
+        metrics: ServiceMetrics,
+        analysis: AnalysisService,
+        observer: VerdictObserver | None = None,
     ) -> None:
         self._judging = judging
         self._metrics = metrics
         self._analysis = analysis
+        self._observer = observer
 
-    async def Judge(self, data: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC name)
-        """Decode, judge, encode; every failure becomes a status of the table."""
-        try:
-            judged = await self._judging.judge(data, time_remaining=context.time_remaining())
-        except Exception as error:
-            await abort(context, error)
+    async def judge(self, data: bytes, *, time_remaining: float | None) -> bytes:
+        """Judge an encoded JudgeRequest; the encoded Verdict, or a domain error raised."""
+        judged = await self._judging.judge(data, time_remaining=time_remaining)
         self._record(judged)
+        if self._observer is not None:
+            self._observe("Judge", pb.JudgeRequest.FromString(data), judged.verdict)
         return judged.verdict
 
-    async def Analyze(self, data: bytes, context: Context) -> bytes:  # noqa: N802
-        """Fetch from the metric source and judge; failures become statuses of the table."""
-        try:
-            started = time.perf_counter()
-            answer = await self._analysis.analyze(data)
-        except Exception as error:
-            await abort(context, error)
+    async def analyze(self, data: bytes, *, time_remaining: float | None = None) -> bytes:
+        """Fetch and judge an encoded AnalyzeRequest within the caller's remaining time; the
+        encoded Verdict, or a domain error raised."""
+        started = time.perf_counter()
+        answer = await self._analysis.analyze(data, time_remaining=time_remaining)
         verdict = pb.Verdict.FromString(answer)
         decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
         self._metrics.verdicts.labels(decision=decision).inc()
@@ -88,7 +100,32 @@ class GatekeeperServicer:
                 "analyze_ms": round((time.perf_counter() - started) * 1e3, 3),
             },
         )
+        if self._observer is not None:
+            self._observe("Analyze", pb.AnalyzeRequest.FromString(data), answer)
         return answer
+
+    async def Judge(self, data: bytes, context: Context) -> bytes:  # noqa: N802 (gRPC name)
+        """Decode, judge, encode; every failure becomes a status of the table."""
+        try:
+            return await self.judge(data, time_remaining=context.time_remaining())
+        except Exception as error:
+            await abort(context, error)
+
+    async def Analyze(self, data: bytes, context: Context) -> bytes:  # noqa: N802
+        """Fetch from the metric source and judge; failures become statuses of the table."""
+        try:
+            return await self.analyze(data, time_remaining=context.time_remaining())
+        except Exception as error:
+            await abort(context, error)
+
+    def _observe(
+        self, method: Method, request: pb.JudgeRequest | pb.AnalyzeRequest, verdict: bytes
+    ) -> None:
+        assert self._observer is not None
+        try:
+            self._observer(method=method, request=request, verdict=pb.Verdict.FromString(verdict))
+        except Exception:
+            log.exception("the verdict observer failed", extra={"request_id": REQUEST_ID.get()})
 
     def _record(self, judged: Judged) -> None:
         self._metrics.verdicts.labels(decision=judged.decision).inc()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from gatekeeper.errors import SourceError
 from gatekeeper.stats.model import FloatArray
 
 
@@ -63,4 +65,25 @@ class MetricSource(Protocol):
 
     def query_range(self, query: str, *, window: Window) -> list[RangeSeries]:
         """Evaluate ``query`` at every time of ``window``."""
+        ...
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """A source that answers all the queries of one call on the event loop, by a deadline.
+
+    Cancelling the call cancels its I/O; nothing runs on after it.
+    """
+
+    @property
+    def deadline_seconds(self) -> float:
+        """The longest a call may take, whatever the caller allows."""
+        ...
+
+    async def query_many(
+        self, queries: Sequence[str], *, window: Window, timeout: float | None = None
+    ) -> list[list[RangeSeries] | SourceError]:
+        """Each query's series, or the :class:`~gatekeeper.errors.SourceError` that stopped
+        it (a query without an answer after ``timeout`` seconds, or the source's own
+        deadline, is one); :class:`~gatekeeper.errors.QueryRejected` is raised."""
         ...

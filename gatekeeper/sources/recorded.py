@@ -5,8 +5,10 @@ zone, or epoch seconds; the end of the interval the row covers), ``side`` (``bas
 ``canary``) and ``metric``, then per row one kind of data: ``bad`` and ``total`` (RATIO),
 ``value`` (VALUES; several rows per time are fine, e.g. one per pod) or ``le`` and
 ``count`` (HISTOGRAM: the per-interval increase of each cumulative bucket, ``+Inf``
-included). Rows of one metric, side and time add up (per-pod rows); other columns are
-ignored.
+included). Rows of one metric, side and time add up (per-pod rows). An optional ``pod``
+column names the pod a row's counts come from: RATIO rows that name their pods are kept per
+pod (the overdispersion is then estimated from the baseline's pods); a metric's side either
+names a pod on every row or on none. Other columns are ignored.
 
 Bad rows are reported together, one :class:`~gatekeeper.errors.FieldViolation` per line
 (``line 17``: the header is line 1; Parquet files say ``row 17``, the first data row being
@@ -32,12 +34,14 @@ from numpy.typing import NDArray
 
 from gatekeeper.errors import FieldViolation, InvalidArgument
 from gatekeeper.sources.base import Window
+from gatekeeper.sources.checks import MAX_COUNT
 from gatekeeper.stats.model import (
     BoolArray,
     FloatArray,
     HistogramSeries,
     MetricData,
     MetricSettings,
+    PodCounts,
     RatioSeries,
     Series,
 )
@@ -54,7 +58,7 @@ KIND_COLUMNS = {
     MetricKind.VALUES: ("value",),
     MetricKind.HISTOGRAM: ("le", "count"),
 }
-COLUMNS = (*KEYS, "bad", "total", "value", "le", "count")
+COLUMNS = (*KEYS, "bad", "total", "value", "le", "count", "pod")
 #: Violations reported one by one; the rest are counted in a last one.
 MAX_VIOLATIONS = 100
 
@@ -272,9 +276,14 @@ def _check_values(parsed: _Parsed, kinds: ObjectArray, problems: _Problems) -> N
     ratio, hist = kinds == MetricKind.RATIO, kinds == MetricKind.HISTOGRAM
     for name, rows in (("bad", ratio), ("total", ratio), ("count", hist)):
         values = num[name]
-        wrong = rows & ~(np.isfinite(values) & (values >= 0)) & ~parsed.unreadable[name]
+        usable = np.isfinite(values) & (values >= 0) & (values <= MAX_COUNT)
+        wrong = rows & ~usable & ~parsed.unreadable[name]
         for row in np.flatnonzero(wrong):
-            problems.row(int(row), f"{name}: must be a finite count >= 0, got {values[row]:g}")
+            problems.row(
+                int(row),
+                f"{name}: must be a finite count >= 0 and at most {MAX_COUNT:g} per interval, "
+                f"got {values[row]:g}",
+            )
     problems.add(
         ratio & (num["bad"] > num["total"]),
         lambda r: f"bad {num['bad'][r]:g} > total {num['total'][r]:g}",
@@ -302,6 +311,22 @@ def _check_metric_kinds(
                 "one kind per metric",
             )
     return kinds
+
+
+def _check_pods(frame: pd.DataFrame, problems: _Problems, labels: Sequence[str]) -> None:
+    """A metric's side names a pod on every row or on none (rows then add up per pod)."""
+    named = frame["pod"].notna()
+    for (metric, side), rows in frame.groupby(["metric", "side"], sort=False):
+        with_pod = named[rows.index]
+        if not with_pod.any() or with_pod.all():
+            continue
+        first = labels[int(rows.loc[with_pod, "row"].iloc[0])]
+        for row in rows.loc[~with_pod, "row"]:
+            problems.row(
+                int(row),
+                f"pod: missing; {metric}'s {side} rows name their pod from {first}: "
+                "every row of a metric's side names its pod, or none does",
+            )
 
 
 def _bound(value: float) -> str:
@@ -393,9 +418,11 @@ def from_table(
             "kind": kinds,
             **{name: parsed.numbers[name] for name in ("bad", "total", "value", "le", "count")},
             "row": np.arange(len(table)),
+            "pod": _labels(table["pod"]),
         }
     )
     kinds_of = _check_metric_kinds(frame, problems, labels)
+    _check_pods(frame, problems, labels)
     _check_histograms(frame, problems, labels)
     problems.raise_any(origin)
     frame = frame.sort_values(["time", "row"], kind="stable")
@@ -405,6 +432,9 @@ def from_table(
 def read_recorded(path: str | Path) -> RecordedRollout:
     """Read a recorded rollout: Parquet when the name ends in ``.parquet``, CSV otherwise.
 
+    ``path`` is given to pandas as it is, so a URL such as ``s3://bucket/a.parquet`` is read
+    through fsspec where its packages (``s3fs``, ...) are installed.
+
     Raises
     ------
     InvalidArgument
@@ -413,12 +443,12 @@ def read_recorded(path: str | Path) -> RecordedRollout:
     source = Path(path)
     try:
         if source.suffix == ".parquet":
-            return from_table(pd.read_parquet(source), origin=source.name)
+            return from_table(pd.read_parquet(path), origin=source.name)
         table = pd.read_csv(
-            source, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
+            path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False
         )
     except (OSError, ValueError, ImportError) as exc:
-        raise InvalidArgument.single("FILE", f"cannot read {source}: {_first_line(exc)}") from None
+        raise InvalidArgument.single("FILE", f"cannot read {path}: {_first_line(exc)}") from None
     return from_table(table, origin=source.name, row_label="line", first_row=2)
 
 
@@ -438,12 +468,19 @@ class GriddedSide:
     points: int
     #: RATIO (points, 2): bad, total; HISTOGRAM (points, buckets)
     counts: FloatArray = field(default_factory=lambda: np.zeros((0, 2)))
+    #: RATIO rows that name their pods: (points, pods, 2) bad, total per pod, and the names
+    pods: PodCounts | None = None
     bounds: FloatArray = field(default_factory=lambda: np.zeros(0))  #: HISTOGRAM: upper bounds
     values: FloatArray = field(default_factory=lambda: np.zeros(0))  #: VALUES: the samples
     where: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  #: their points
 
     def upto(self, points: int) -> Series:
         """The side's series over the grid's first ``points`` points."""
+        if self.kind is MetricKind.RATIO and self.pods is not None:
+            table = self.pods
+            return RatioSeries.from_pods(
+                PodCounts(table.names, table.bad[:points].copy(), table.total[:points].copy())
+            )
         if self.kind is MetricKind.RATIO:
             return RatioSeries(
                 bad=np.ascontiguousarray(self.counts[:points, 0]),
@@ -603,7 +640,7 @@ def _gridded(settings: MetricSettings, rows: pd.DataFrame, points: int) -> Gridd
         counts = np.zeros((points, 2))
         np.add.at(counts[:, 0], point, rows["bad"].to_numpy(dtype=float))
         np.add.at(counts[:, 1], point, rows["total"].to_numpy(dtype=float))
-        return GriddedSide(settings.kind, points, counts=counts)
+        return GriddedSide(settings.kind, points, counts=counts, pods=_pod_grid(rows, points))
     if settings.kind is MetricKind.HISTOGRAM:
         les = rows["le"].to_numpy(dtype=float)
         bounds = np.unique(les) if les.size else np.array([math.inf])
@@ -611,3 +648,15 @@ def _gridded(settings: MetricSettings, rows: pd.DataFrame, points: int) -> Gridd
         np.add.at(counts, (point, np.searchsorted(bounds, les)), rows["count"].to_numpy(float))
         return GriddedSide(settings.kind, points, counts=counts, bounds=bounds)
     return GriddedSide(settings.kind, points, values=rows["value"].to_numpy(float), where=point)
+
+
+def _pod_grid(rows: pd.DataFrame, points: int) -> PodCounts | None:
+    """RATIO rows per pod on the grid, or None when the rows name no pod."""
+    if rows.empty or rows["pod"].isna().any():
+        return None
+    names, column = np.unique(rows["pod"].to_numpy(dtype=str), return_inverse=True)
+    point = rows["point"].to_numpy(dtype=np.int64)
+    bad, total = np.zeros((points, names.size)), np.zeros((points, names.size))
+    np.add.at(bad, (point, column), rows["bad"].to_numpy(dtype=float))
+    np.add.at(total, (point, column), rows["total"].to_numpy(dtype=float))
+    return PodCounts(tuple(str(n) for n in names), bad, total)

@@ -1,9 +1,10 @@
 """From range-query results to the judge's series, cleaned as DESIGN.md's error table says.
 
-- RATIO: a ``bad`` query without series means zero bad events; a missing or zero ``total``
-  at an evaluation time drops that interval (0/0 carries nothing); ``bad > total`` (two
-  separate queries, extrapolated ``increase()``) is clamped and noted; non-integer increases
-  are kept.
+- RATIO: kept per pod when every series of the ``total`` query (and of ``bad``, if any)
+  has a ``pod`` label (``sum by (pod)``), else summed; a ``bad`` query without series
+  means zero bad events; a missing or zero ``total`` at an evaluation time drops that
+  interval (0/0 carries nothing); ``bad > total`` (two separate queries, extrapolated
+  ``increase()``) is clamped and noted; non-integer increases are kept.
 - HISTOGRAM: one series per ``le``; intervals where a bucket is missing count nothing.
 - VALUES: every point of every series (several per interval, e.g. per pod).
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from gatekeeper.errors import QueryRejected
 from gatekeeper.sources.base import RangeSeries, Window
-from gatekeeper.stats.model import FloatArray, HistogramSeries, RatioSeries, Series
+from gatekeeper.stats.model import FloatArray, HistogramSeries, PodCounts, RatioSeries, Series
 from gatekeeper.stats.results import MetricKind
 
 
@@ -42,16 +43,45 @@ def on_grid(series: Sequence[RangeSeries], window: Window) -> FloatArray:
 
 
 def ratio(bad: Sequence[RangeSeries], total: Sequence[RangeSeries], window: Window) -> Fetched:
-    """Bad/total counts per interval."""
-    totals = np.clip(np.nan_to_num(on_grid(total, window), nan=0.0), 0.0, None)
-    bads = np.clip(np.nan_to_num(on_grid(bad, window), nan=0.0), 0.0, None)
-    bads[totals <= 0] = 0.0  # 0/0 intervals stay as zeros, aligned with the other side
-    notes: list[str] = []
+    """Bad/total counts per interval, kept per pod when every series names its ``pod``."""
+    pods = _by_pod(total)
+    bad_pods = _by_pod(bad) if bad else {}
+    if pods is None or bad_pods is None:
+        bads, totals, notes = _cleaned(on_grid(bad, window), on_grid(total, window))
+        return Fetched(RatioSeries(bad=bads, total=totals), notes)
+    names = sorted(pods)
+    bads, totals, notes = _cleaned(
+        np.column_stack([on_grid(bad_pods.get(name, []), window) for name in names]),
+        np.column_stack([on_grid(pods[name], window) for name in names]),
+    )
+    orphans = sorted(set(bad_pods) - set(pods))
+    if orphans:
+        notes += (f"bad events of {len(orphans)} pod(s) without a total left out",)
+    table = PodCounts(names=tuple(names), bad=bads, total=totals)
+    return Fetched(RatioSeries.from_pods(table), notes)
+
+
+def _by_pod(series: Sequence[RangeSeries]) -> dict[str, list[RangeSeries]] | None:
+    """The series grouped by their ``pod`` label; None unless every one has it."""
+    grouped: dict[str, list[RangeSeries]] = {}
+    for item in series:
+        name = item.labels.get("pod", "")
+        if not name:
+            return None
+        grouped.setdefault(name, []).append(item)
+    return grouped or None
+
+
+def _cleaned(bad: FloatArray, total: FloatArray) -> tuple[FloatArray, FloatArray, tuple[str, ...]]:
+    """Missing points as zeros, 0/0 cells as zeros, ``bad > total`` clamped and noted."""
+    totals = np.clip(np.nan_to_num(total, nan=0.0), 0.0, None)
+    bads = np.clip(np.nan_to_num(bad, nan=0.0), 0.0, None)
+    bads[totals <= 0] = 0.0  # 0/0 cells stay as zeros, aligned with the other side
     over = bads > totals
-    if over.any():
-        notes.append(f"bad > total in {int(over.sum())} interval(s), clamped")
-        bads = np.minimum(bads, totals)
-    return Fetched(RatioSeries(bad=bads, total=totals), tuple(notes))
+    if not over.any():
+        return bads, totals, ()
+    cells = "interval(s)" if bads.ndim == 1 else "pod interval(s)"
+    return np.minimum(bads, totals), totals, (f"bad > total in {int(over.sum())} {cells}, clamped",)
 
 
 def _le(labels: Mapping[str, str], query: str) -> float:

@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gatekeeper.stats import mann_whitney, power, preprocess, rates, sequential, tails
+from gatekeeper.stats import mann_whitney, pods, power, preprocess, rates, sequential, tails
 from gatekeeper.stats.model import (
     FloatArray,
     HistogramSeries,
     LookPosition,
+    Margin,
     MetricData,
     MetricSettings,
     RatioSeries,
@@ -47,8 +48,10 @@ _EPS = 1e-12
 class Comparison:
     """Canary against baseline for one metric, before the outcome is decided.
 
-    ``needed`` is how many more canary units (``unit``: requests or samples) the bounds
-    need to settle at the current estimate: 0 when settled, +inf when no amount will do.
+    ``passed``: the PASS bound lies at or inside the PASS boundary. ``needed`` is how many
+    more canary units (``unit``: requests or samples) the PASS bound needs to settle at the
+    current estimate: 0 when settled, +inf when no amount will do (the canary looks worse
+    than the PASS boundary); ``fail_needed`` is then what the FAIL bound needs.
     """
 
     test: str
@@ -62,10 +65,8 @@ class Comparison:
     needed: float = 0.0
     unit: str = "requests"
     missing: str | None = None
-
-    def settled_at(self, alpha: float, beta: float) -> bool:
-        """Whether the FAIL test at ``alpha`` or the PASS test at ``beta`` decides."""
-        return self.p_fail <= alpha or self.p_pass <= beta
+    passed: bool = False
+    fail_needed: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class Tested:
 
     p_fail: float
     finish: Callable[[float, float], Comparison]
+    passes: Callable[[float], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +95,9 @@ class _Core:
     baseline: SideSummary
     canary: SideSummary
 
-    def comparison(self, effect: Effect, detail: str, needed: float, unit: str) -> Comparison:
+    def comparison(
+        self, effect: Effect, detail: str, need: _Need, unit: str, *, passed: bool
+    ) -> Comparison:
         """The comparison, finished with what depends on the level."""
         return Comparison(
             self.test,
@@ -104,14 +108,27 @@ class _Core:
             self.baseline,
             self.canary,
             detail,
-            needed,
+            need.passing,
             unit,
+            passed=passed,
+            fail_needed=need.failing,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Need:
+    """More canary units for the PASS bound to settle, and for the FAIL bound (see Comparison)."""
+
+    passing: float = 0.0
+    failing: float = 0.0
+
+
+_SETTLED = _Need()
 
 
 def _settled(comparison: Comparison) -> Tested:
     """A comparison that no level changes (no data): tested and finished alike."""
-    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison)
+    return Tested(comparison.p_fail, lambda _alpha, _beta: comparison, lambda _beta: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +148,14 @@ class Looks:
     def anytime(self) -> bool:
         """Whether this is one look of a sequential analysis."""
         return self.position is not None
+
+    def share(self, rate: float) -> float:
+        """The part of an error rate (alpha or beta) this look may spend by itself."""
+        if self.position is None:
+            return rate
+        return sequential.look_alpha(
+            alpha=rate, index=self.position.index, planned=self.position.planned
+        )
 
     def spent(self, p_value: float) -> float:
         """A fixed-sample FAIL p-value made valid over the looks by alpha spending."""
@@ -157,12 +182,34 @@ class _Tests:
 
 def _combine(direction: Direction, tests: _Tests) -> tuple[float, float, Outcome]:
     if direction is Direction.INCREASE:
-        return tests.fail_high, tests.pass_high, Outcome.HIGH
+        harm = Outcome.HIGH
+    elif direction is Direction.DECREASE:
+        harm = Outcome.LOW
+    else:
+        harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
+    return (
+        _fail_p(direction, tests.fail_high, tests.fail_low),
+        _pass_p(direction, tests.pass_high, tests.pass_low),
+        harm,
+    )
+
+
+def _fail_p(direction: Direction, high: float, low: float) -> float:
+    """The FAIL p-value of a direction from the two one-sided ones (EITHER: Bonferroni)."""
+    if direction is Direction.INCREASE:
+        return high
     if direction is Direction.DECREASE:
-        return tests.fail_low, tests.pass_low, Outcome.LOW
-    harm = Outcome.HIGH if tests.fail_high <= tests.fail_low else Outcome.LOW
-    p_fail = min(1.0, 2.0 * min(tests.fail_high, tests.fail_low))
-    return p_fail, max(tests.pass_high, tests.pass_low), harm
+        return low
+    return min(1.0, 2.0 * min(high, low))
+
+
+def _pass_p(direction: Direction, high: float, low: float) -> float:
+    """The PASS p-value of a direction (EITHER needs both sides: intersection-union)."""
+    if direction is Direction.INCREASE:
+        return high
+    if direction is Direction.DECREASE:
+        return low
+    return max(high, low)
 
 
 def _purposes(direction: Direction) -> tuple[str, str]:
@@ -188,16 +235,28 @@ def _levels(direction: Direction, alpha: float, beta: float) -> tuple[float, flo
 
 
 def _projected_need(
-    p_values: Callable[[float], tuple[float, float]], alpha: float, beta: float, current: float
-) -> float:
-    """Extra canary units for ``p_values(scale)`` to settle, at the current estimate."""
+    *,
+    p_pass: Callable[[float], float],
+    p_fail: Callable[[float], float],
+    alpha: float,
+    beta: float,
+    current: float,
+) -> _Need:
+    """Extra canary units for the PASS bound, else the FAIL bound, to settle.
 
-    def settled(scale: float) -> bool:
-        p_fail, p_pass = p_values(scale)
-        return p_fail <= alpha or p_pass <= beta
+    ``p_pass(scale)`` and ``p_fail(scale)`` are the tests with every count multiplied by
+    ``scale``, at the current estimate; the PASS boundary is the one a promotion waits for,
+    and only when it is out of reach is the FAIL boundary's need computed.
+    """
 
-    scale = power.scale_to_settle(settled)
-    return math.inf if math.isinf(scale) else (scale - 1.0) * current
+    def extra(scale: float) -> float:
+        return math.inf if math.isinf(scale) else (scale - 1.0) * current
+
+    passing = extra(power.scale_to_settle(lambda scale: p_pass(scale) <= beta))
+    if math.isfinite(passing):
+        return _Need(passing, 0.0)
+    failing = extra(power.scale_to_settle(lambda scale: p_fail(scale) <= alpha))
+    return _Need(passing, failing)
 
 
 # --- RATIO -------------------------------------------------------------------------------
@@ -213,13 +272,15 @@ def _ratio_summary(series: RatioSeries) -> SideSummary:
     return SideSummary(count=total, mean=rate, p50=float(p50), p99=float(p99), rate=rate)
 
 
-def _ratio_tests(
-    counts: rates.StratifiedCounts,
-    tolerance: float,
-    absolute: float,
-    direction: Direction,
-    looks: Looks,
-) -> _Tests:
+def _ratio_tests(counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks) -> _Tests:
+    fail_high, fail_low = _ratio_fail(counts, settings, looks)
+    pass_high, pass_low = _ratio_passes(counts, settings, looks)
+    return _Tests(fail_high, pass_high, fail_low, pass_low)
+
+
+def _ratio_p(looks: Looks, counts: rates.StratifiedCounts) -> Callable[[float, str, str], float]:
+    """The rate-ratio p-value: fixed-sample, or its e-process over the looks."""
+
     def p_value(ratio: float, alternative: str, purpose: str) -> float:
         if looks.anytime:
             return sequential.ratio_pvalue(
@@ -227,23 +288,80 @@ def _ratio_tests(
             )
         return rates.rate_ratio_pvalue(counts=counts, ratio=ratio, alternative=alternative)
 
-    high = 1.0 + tolerance
-    low = 1.0 / high
-    fail_high = p_value(high, "greater", "fail")
-    pass_high = p_value(high, "less", "pass")
-    fail_low, pass_low = 1.0, 0.0
+    return p_value
+
+
+def _ratio_fail(
+    counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks
+) -> tuple[float, float]:
+    """(upward, downward) FAIL p-values at the FAIL boundary (downward 1 for INCREASE)."""
+    p_value = _ratio_p(looks, counts)
+    fail, direction = settings.fail_margin, settings.direction
+    high = 1.0 + fail.relative
+    fail_high, fail_low = p_value(high, "greater", "fail"), 1.0
     if direction is not Direction.INCREASE:
-        fail_low = p_value(low, "less", "fail")
-        pass_low = p_value(low, "greater", "pass")
-    if absolute > 0:
-        up = rates.rate_difference_test(counts=counts, factor=high, offset=absolute)
+        fail_low = p_value(1.0 / high, "less", "fail")
+    if fail.absolute > 0:  # FAIL needs both the ratio and the difference beyond the boundary
+        up = rates.rate_difference_test(counts=counts, factor=high, offset=fail.absolute)
         fail_high = max(fail_high, looks.spent(up.p_greater))
-        pass_high = min(pass_high, up.p_less)
         if direction is not Direction.INCREASE:
-            down = rates.rate_difference_test(counts=counts, factor=low, offset=-absolute)
+            down = rates.rate_difference_test(counts=counts, factor=1 / high, offset=-fail.absolute)
             fail_low = max(fail_low, looks.spent(down.p_less))
-            pass_low = min(pass_low, down.p_greater)
-    return _Tests(fail_high, pass_high, fail_low, pass_low)
+    return fail_high, fail_low
+
+
+def _ratio_passes(
+    counts: rates.StratifiedCounts, settings: MetricSettings, looks: Looks
+) -> tuple[float, float]:
+    """(upward, downward) PASS p-values at the PASS boundary (downward 0 for INCREASE)."""
+    p_value = _ratio_p(looks, counts)
+    passing = settings.pass_margin
+    pass_high = _ratio_pass(counts, passing, looks, p_value, upward=True)
+    pass_low = 0.0
+    if settings.direction is not Direction.INCREASE:
+        pass_low = _ratio_pass(counts, passing, looks, p_value, upward=False)
+    return pass_high, pass_low
+
+
+def _ratio_pass(
+    counts: rates.StratifiedCounts,
+    margin: Margin,
+    looks: Looks,
+    p_value: Callable[[float, str, str], float],
+    *,
+    upward: bool,
+) -> float:
+    """p-value of the PASS test: small when the canary is inside the PASS boundary.
+
+    Without an absolute part the boundary is a rate ratio (the stratified test); with one it
+    is ``(1 + pass_tolerance) x baseline + pass_absolute_tolerance``, whose region holds
+    the ratio's, so the difference alone decides, by the union of both sides' own bounds:
+    exact binomial ones (:func:`rates.rate_margin_exact_pvalue`), or over the looks anytime
+    ones (:func:`sequential.rate_margin_pvalue`).
+    Downwards the boundary is the mirror image, the sides' roles swapped: baseline <= (1 +
+    pass_tolerance) x canary + pass_absolute_tolerance, so swapping the sides swaps HIGH and LOW.
+    """
+    factor = 1.0 + margin.relative
+    if margin.absolute <= 0:
+        return p_value(factor if upward else 1.0 / factor, "less" if upward else "greater", "pass")
+    baseline = (counts.baseline_bad, counts.baseline_total)
+    canary = (counts.canary_bad_total, counts.canary_total)
+    union = rates.rate_margin_exact_pvalue if not looks.anytime else sequential.rate_margin_pvalue
+    if upward:
+        return union(
+            baseline=baseline,
+            canary=canary,
+            factor=factor,
+            offset=margin.absolute,
+            dispersion=counts.dispersion,
+        )
+    return union(  # the sides' roles swapped
+        baseline=canary,
+        canary=baseline,
+        factor=factor,
+        offset=margin.absolute,
+        dispersion=counts.dispersion,
+    )
 
 
 def compare_ratio(
@@ -274,19 +392,16 @@ def tested_ratio(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         return _settled(_no_data(_RATIO_TEST, "rate_ratio", b_summary, c_summary, missing))
     settings = data.settings
     counts = rates.stratify(baseline=baseline, canary=canary)
-    tests = _ratio_tests(
-        counts, settings.tolerance, settings.absolute_tolerance, settings.direction, looks
-    )
+    tests = _ratio_tests(counts, settings, looks)
     p_fail, p_pass, harm = _combine(settings.direction, tests)
     core = _Core(_RATIO_TEST, p_fail, p_pass, harm, b_summary, c_summary)
     state = _RatioTested(core, counts, settings, looks)
-    return Tested(p_fail, functools.partial(_finish_ratio, state))
+    return Tested(p_fail, functools.partial(_finish_ratio, state), lambda beta: p_pass <= beta)
 
 
 def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
-    counts, looks = state.counts, state.looks
-    tol, absolute = state.settings.tolerance, state.settings.absolute_tolerance
-    direction = state.settings.direction
+    counts, looks, settings = state.counts, state.looks, state.settings
+    direction = settings.direction
     core = state.core
     p_fail, p_pass = core.p_fail, core.p_pass
     lower_alpha, upper_alpha = _levels(direction, alpha, beta)
@@ -309,23 +424,37 @@ def _finish_ratio(state: _RatioTested, alpha: float, beta: float) -> Comparison:
         scale="rate_ratio",
     )
 
-    def projected(scale: float) -> tuple[float, float]:
-        more = rates.scaled(counts, scale)
-        return _combine(direction, _ratio_tests(more, tol, absolute, direction, looks))[:2]
+    def projected_pass(scale: float) -> float:
+        return _pass_p(direction, *_ratio_passes(rates.scaled(counts, scale), settings, looks))
+
+    def projected_fail(scale: float) -> float:
+        return _fail_p(direction, *_ratio_fail(rates.scaled(counts, scale), settings, looks))
 
     settled = p_fail <= alpha or p_pass <= beta
-    needed = 0.0 if settled else _projected_need(projected, alpha, beta, counts.canary_total)
+    need = _SETTLED
+    if not settled:
+        need = _projected_need(
+            p_pass=projected_pass,
+            p_fail=projected_fail,
+            alpha=alpha,
+            beta=beta,
+            current=counts.canary_total,
+        )
     detail = (
         f"canary rate {_pct(core.canary.rate)} vs baseline {_pct(core.baseline.rate)}, "
         f"rate ratio {_num(interval.ratio)} [{_num(lower)}, {_num(upper)}]"
     )
     if counts.dispersion > 1.0:
         detail += f", overdispersion {counts.dispersion:.2g}"
+    if note := pods.one_pod_note(counts.canary_pods):
+        detail += f"; {note}"
     if counts.events <= 0:
         detail += "; no bad events on either side" + (
-            "" if absolute > 0 else " (set absolute_tolerance to let such data pass)"
+            ""
+            if settings.pass_margin.absolute > 0
+            else " (a pass_absolute_tolerance lets such data pass)"
         )
-    return core.comparison(effect, detail, needed, "requests")
+    return core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 
 def _ratio_missing(baseline: RatioSeries, canary: RatioSeries) -> str | None:
@@ -420,9 +549,11 @@ class _ValuesTested:
     baseline: FloatArray  # sorted
     canary: FloatArray  # sorted
     level: float  # |baseline median|: the unit of the relative shift
-    margin: float
+    fail_margin: float
+    pass_margin: float
     direction: Direction
     cles: float
+    looks: Looks
 
 
 def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
@@ -443,7 +574,8 @@ def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         if not (math.isfinite(ordered[0]) and math.isfinite(ordered[-1])):  # sorted: ends
             raise ValueError(f"{side} must hold finite values")
     level = abs(_sorted_median(b_sorted))
-    margin = settings.tolerance * level + settings.absolute_tolerance
+    fail, passing = settings.fail_margin, settings.pass_margin
+    margin = fail.relative * level + fail.absolute
     direction = settings.direction
 
     def mw(shift: float) -> mann_whitney.MannWhitneyResult:
@@ -455,36 +587,38 @@ def tested_values(data: MetricData, *, looks: Looks = FIXED) -> Tested:
             check_input=False,  # finite (NaN policy applied, inf rejected) and sorted here
         )
 
+    # FAIL by the rank test at the FAIL boundary; PASS by the Hodges-Lehmann bound at the
+    # PASS boundary, non-strict (see _finish_values), so p_pass is only a placeholder here.
     high = mw(margin)
-    fail_high, pass_high = looks.spent(high.p_greater), high.p_less
-    fail_low, pass_low = 1.0, 0.0
+    fail_high, fail_low = looks.spent(high.p_greater), 1.0
     if direction is not Direction.INCREASE:
-        low = mw(-margin)
-        fail_low, pass_low = looks.spent(low.p_less), low.p_greater
-    p_fail, p_pass, harm = _combine(direction, _Tests(fail_high, pass_high, fail_low, pass_low))
+        fail_low = looks.spent(mw(-margin).p_less)
+    p_fail, _, harm = _combine(direction, _Tests(fail_high, 1.0, fail_low, 1.0))
     if margin == 0.0:  # the U of the test at shift 0 is the effect size's
         cles = high.u_canary / (baseline.size * canary.size)
     else:
         cles = mann_whitney.common_language_effect_size(
             baseline=b_sorted, canary=c_sorted, assume_sorted=True, check_input=False
         )
-    core = _Core(_VALUES_TEST, p_fail, p_pass, harm, b_summary, c_summary)
-    state = _ValuesTested(core, b_sorted, c_sorted, level, margin, direction, cles)
-    return Tested(p_fail, functools.partial(_finish_values, state))
+    core = _Core(_VALUES_TEST, p_fail, 1.0, harm, b_summary, c_summary)
+    pass_margin = passing.relative * level + passing.absolute
+    state = _ValuesTested(
+        core, b_sorted, c_sorted, level, margin, pass_margin, direction, cles, looks
+    )
+    return Tested(
+        p_fail, functools.partial(_finish_values, state), functools.partial(_values_pass, state)
+    )
 
 
 def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Comparison:
-    core, level = state.core, state.level
-    p_fail, p_pass = core.p_fail, core.p_pass
-    lower_alpha, upper_alpha = _levels(state.direction, alpha, beta)
-    hl = mann_whitney.hodges_lehmann(
-        baseline=state.baseline,
-        canary=state.canary,
-        alpha_lower=lower_alpha,
-        alpha_upper=upper_alpha,
-        assume_sorted=True,
-        check_input=False,
-    )
+    core, level, direction = state.core, state.level, state.direction
+    lower_alpha, upper_alpha = _levels(direction, alpha, state.looks.share(beta))
+    hl = _hl(state, lower_alpha, upper_alpha)
+    # PASS, non-strict: the bound at confidence 1 - beta (spent over the looks) lies at or
+    # inside the PASS boundary, so identical samples (all zeros too) pass once there are
+    # enough of them. EITHER needs both bounds at beta, not the effect's alpha / 2.
+    bounds = hl if direction is not Direction.EITHER else _pass_bounds(state, beta)
+    passed = _inside_pass_boundary(bounds, state)
     unit = level if level > 0 else 1.0
     scale = "relative_shift" if level > 0 else "shift"
     effect = Effect(
@@ -494,32 +628,66 @@ def _finish_values(state: _ValuesTested, alpha: float, beta: float) -> Compariso
         confidence=1.0 - lower_alpha - upper_alpha,
         scale=scale,
     )
-    needed = 0.0
-    if not (p_fail <= alpha or p_pass <= beta):
-        needed = _values_need(hl, state.margin, state.direction, state.canary.size)
+    need = _SETTLED
+    if not (core.p_fail <= alpha or passed):
+        need = _values_need(bounds, state, state.canary.size)
     detail = (
         f"canary median {_num(core.canary.p50)} vs baseline {_num(core.baseline.p50)}, "
         f"shift {_num(hl.estimate)} [{_num(hl.lower)}, {_num(hl.upper)}], "
         f"P(canary > baseline) {state.cles:.2f} "
         f"(n={state.canary.size} vs {state.baseline.size})"
     )
-    return core.comparison(effect, detail, needed, "samples")
+    return core.comparison(effect, detail, need, "samples", passed=passed)
 
 
-def _values_need(
-    hl: mann_whitney.HodgesLehmannResult, margin: float, direction: Direction, n: int
-) -> float:
-    estimate = hl.estimate
-    if direction is Direction.DECREASE:
-        distance, width = (
-            abs(estimate + margin),
-            (hl.upper - estimate) if estimate > -margin else (estimate - hl.lower),
-        )
-    else:
-        distance = abs(estimate - margin)
-        width = (estimate - hl.lower) if estimate > margin else (hl.upper - estimate)
-    scale = power.normal_scale_to_settle(distance=distance, half_width=width)
-    return math.inf if math.isinf(scale) else (scale - 1.0) * n
+def _pass_bounds(state: _ValuesTested, beta: float) -> mann_whitney.HodgesLehmannResult:
+    level = state.looks.share(beta)
+    return _hl(state, level, level)
+
+
+def _inside_pass_boundary(bounds: mann_whitney.HodgesLehmannResult, state: _ValuesTested) -> bool:
+    """Whether the PASS bound(s) lie at or inside the PASS boundary (non-strict)."""
+    direction = state.direction
+    return (direction is Direction.DECREASE or bounds.upper <= state.pass_margin) and (
+        direction is Direction.INCREASE or bounds.lower >= -state.pass_margin
+    )
+
+
+def _values_pass(state: _ValuesTested, beta: float) -> bool:
+    return _inside_pass_boundary(_pass_bounds(state, beta), state)
+
+
+def _hl(state: _ValuesTested, lower: float, upper: float) -> mann_whitney.HodgesLehmannResult:
+    return mann_whitney.hodges_lehmann(
+        baseline=state.baseline,
+        canary=state.canary,
+        alpha_lower=lower,
+        alpha_upper=upper,
+        assume_sorted=True,
+        check_input=False,
+    )
+
+
+def _values_need(hl: mann_whitney.HodgesLehmannResult, state: _ValuesTested, n: int) -> _Need:
+    """More canary samples for the PASS bound, else the FAIL bound, to settle (normal scaling)."""
+
+    def extra(distance: float, width: float) -> float:
+        scale = power.normal_scale_to_settle(distance=distance, half_width=width)
+        return math.inf if math.isinf(scale) else (scale - 1.0) * n
+
+    estimate, direction = hl.estimate, state.direction
+    up, down = state.pass_margin, -state.pass_margin
+    passing = 0.0
+    if direction is not Direction.DECREASE:
+        passing = extra(up - estimate, hl.upper - estimate) if estimate < up else math.inf
+    if direction is not Direction.INCREASE and math.isfinite(passing):
+        below = extra(estimate - down, estimate - hl.lower) if estimate > down else math.inf
+        passing = max(passing, below)
+    if math.isfinite(passing):
+        return _Need(passing, 0.0)
+    beyond = estimate - state.fail_margin if estimate > up else -state.fail_margin - estimate
+    width = (estimate - hl.lower) if estimate > up else (hl.upper - estimate)
+    return _Need(passing, extra(beyond, width) if beyond > 0 else math.inf)
 
 
 # --- HISTOGRAM ---------------------------------------------------------------------------
@@ -552,11 +720,53 @@ class _HistogramTested:
     q: float
     q_base: float
     q_canary: float
-    high: float  # the allowed quantile
+    thresholds: _Thresholds
     direction: Direction
-    tests: Callable[[float], _Tests]  # at a scale of the canary's counts
-    boundary: tails.TailTestResult  # the upward test at the current counts
+    fail_p: Callable[[float], float]  # at a scale of the canary's counts
+    pass_p: Callable[[float], float]
+    boundary: tails.TailTestResult  # the upward FAIL test at the current counts
     tolerance: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Thresholds:
+    """Tail thresholds on bucket bounds: (FAIL, PASS) upwards and downwards."""
+
+    fail_high: float
+    pass_high: float
+    fail_low: float
+    pass_low: float
+
+
+def _tail_thresholds(
+    settings: MetricSettings, bounds: FloatArray, q_base: float, unresolved: bool
+) -> _Thresholds:
+    """Each boundary rounded to a bucket bound on its decision's conservative side.
+
+    Upwards FAIL needs the share above a bound at or beyond the FAIL boundary, PASS the
+    share above a bound at or inside the PASS boundary; downwards the mirror. A baseline
+    quantile in the +Inf bucket is only known to exceed the largest finite bound: nothing
+    can then be shown above it (no FAIL upwards), nor safely below it (no PASS downwards).
+    """
+    fail, passing = settings.fail_margin, settings.pass_margin
+
+    def bound(value: float, *, up: bool) -> float:
+        return tails.bucket_bound(upper_bounds=bounds, value=value, up=up)
+
+    return _Thresholds(
+        fail_high=(
+            math.inf
+            if unresolved
+            else bound(q_base * (1.0 + fail.relative) + fail.absolute, up=True)
+        ),
+        pass_high=bound(q_base * (1.0 + passing.relative) + passing.absolute, up=False),
+        fail_low=bound(q_base / (1.0 + fail.relative) - fail.absolute, up=False),
+        pass_low=(
+            math.inf
+            if unresolved
+            else bound(q_base / (1.0 + passing.relative) - passing.absolute, up=True)
+        ),
+    )
 
 
 def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
@@ -567,45 +777,50 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
     q = settings.quantile
     test = f"tail exceedance above baseline p{_quantile_name(q)} (exact binomial)"
     if baseline.count <= 0 or canary.count <= 0:
-        side = "baseline" if baseline.count <= 0 else "canary"
+        empty = "baseline" if baseline.count <= 0 else "canary"
         return _settled(
             _no_data(
                 test,
                 "quantile_ratio",
                 _histogram_summary(baseline, 0.0),
                 _histogram_summary(canary, 0.0),
-                f"no {side} observations",
+                f"no {empty} observations",
             )
         )
     bounds = baseline.upper_bounds
     q_base = tails.histogram_quantile(q=q, upper_bounds=bounds, cumulative=baseline.cumulative)
     q_canary = tails.histogram_quantile(q=q, upper_bounds=bounds, cumulative=canary.cumulative)
-    tol, absolute, direction = settings.tolerance, settings.absolute_tolerance, settings.direction
-    unresolved = _beyond_last_bucket(baseline, q)
-    # A baseline quantile in the +Inf bucket is only known to exceed the largest finite bound:
-    # nothing can then be shown above it (no FAIL upwards), nor safely below it downwards.
-    high = math.inf if unresolved else q_base * (1.0 + tol) + absolute
-    low = q_base / (1.0 + tol) - absolute
+    direction = settings.direction
+    at = _tail_thresholds(settings, bounds, q_base, _beyond_last_bucket(baseline, q))
 
-    def tests(scale: float) -> _Tests:
-        up = _tail_p(
-            tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high, scale=scale),
-            q,
-            looks,
+    def exceeding(threshold: float, scale: float) -> tails.TailTestResult:
+        return tails.tail_test(
+            baseline=baseline, canary=canary, q=q, threshold=threshold, scale=scale
         )
-        fail_low, pass_low = 1.0, 0.0
-        if direction is not Direction.INCREASE:
-            down = _tail_p(
-                tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=low, scale=scale),
-                q,
-                looks,
-                upward=False,
-            )
-            fail_low, pass_low = down[1], 1.0 if unresolved else down[0]
-        return _Tests(up[0], up[1], fail_low, pass_low)
 
-    p_fail, p_pass, harm = _combine(direction, tests(1.0))
-    boundary = tails.tail_test(baseline=baseline, canary=canary, q=q, threshold=high)
+    def fail_p(scale: float) -> float:
+        high = _tail_p(exceeding(at.fail_high, scale), q, looks, "greater", "fail")
+        if direction is Direction.INCREASE:
+            return high
+        return _fail_p(
+            direction, high, _tail_p(exceeding(at.fail_low, scale), q, looks, "less", "fail")
+        )
+
+    def pass_p(scale: float) -> float:
+        high = _tail_p(exceeding(at.pass_high, scale), q, looks, "less", "pass")
+        if direction is Direction.INCREASE:
+            return high
+        low = _tail_p(exceeding(at.pass_low, scale), q, looks, "greater", "pass")
+        return _pass_p(direction, high, low)
+
+    boundary = exceeding(at.fail_high, 1.0)
+    p_fail, p_pass = fail_p(1.0), pass_p(1.0)
+    if direction is Direction.EITHER:  # the harm is the side whose FAIL test is the stronger
+        low = _tail_p(exceeding(at.fail_low, 1.0), q, looks, "less", "fail")
+        high = _tail_p(boundary, q, looks, "greater", "fail")
+        harm = Outcome.HIGH if high <= low else Outcome.LOW
+    else:
+        harm = Outcome.HIGH if direction is Direction.INCREASE else Outcome.LOW
     core = _Core(
         test,
         p_fail,
@@ -615,9 +830,19 @@ def tested_histogram(data: MetricData, *, looks: Looks = FIXED) -> Tested:
         _histogram_summary(canary, boundary.canary_share),
     )
     state = _HistogramTested(
-        core, canary, q, q_base, q_canary, high, direction, tests, boundary, tol
+        core,
+        canary,
+        q,
+        q_base,
+        q_canary,
+        at,
+        direction,
+        fail_p,
+        pass_p,
+        boundary,
+        settings.tolerance,
     )
-    return Tested(p_fail, functools.partial(_finish_histogram, state))
+    return Tested(p_fail, functools.partial(_finish_histogram, state), lambda beta: p_pass <= beta)
 
 
 def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Comparison:
@@ -635,48 +860,53 @@ def _finish_histogram(state: _HistogramTested, alpha: float, beta: float) -> Com
         confidence=1.0 - lower_alpha - upper_alpha,
         scale="quantile_ratio",
     )
-    needed = 0.0
+    need = _SETTLED
     if not (p_fail <= alpha or p_pass <= beta):
-        tests = state.tests
-        needed = _projected_need(
-            lambda s: _combine(direction, tests(s))[:2], alpha, beta, state.canary.count
+        need = _projected_need(
+            p_pass=state.pass_p,
+            p_fail=state.fail_p,
+            alpha=alpha,
+            beta=beta,
+            current=state.canary.count,
         )
     name = _quantile_name(q)
     boundary = state.boundary
     detail = (
         f"canary p{name} {_num(state.q_canary)} vs baseline p{name} {_num(q_base)} "
-        f"(allowed {_num(state.high)}); {_pct(boundary.canary_share)} of canary requests "
-        f"above it vs {_pct(1 - q)} expected"
+        f"(rolled back above {_num(state.thresholds.fail_high)}, promoted only below "
+        f"{_num(state.thresholds.pass_high)}, on bucket bounds); "
+        f"{_pct(boundary.canary_share)} of canary requests above "
+        f"{_num(state.thresholds.fail_high)} vs {_pct(1 - q)} expected"
     )
     detail += _resolution_note(boundary, q_base, state.tolerance)
-    return state.core.comparison(effect, detail, needed, "requests")
+    if state.direction is not Direction.DECREASE and state.thresholds.pass_high <= q_base:
+        detail += (
+            f"; no bucket bound lies between the baseline p{name} {_num(q_base)} and the PASS "
+            "boundary, so these buckets cannot show the canary inside it: add a bound there"
+        )
+    canary_pods = state.canary.pods
+    if note := pods.one_pod_note(0 if canary_pods is None else canary_pods.shape[1]):
+        detail += f"; {note}"
+    return state.core.comparison(effect, detail, need, "requests", passed=p_pass <= beta)
 
 
 def _tail_p(
-    test: tails.TailTestResult, q: float, looks: Looks, *, upward: bool = True
-) -> tuple[float, float]:
-    """(p_greater, p_less) of a tail test: exact binomial, or its e-process over the looks."""
+    test: tails.TailTestResult, q: float, looks: Looks, alternative: str, purpose: str
+) -> float:
+    """One side of a tail test: exact binomial, or its e-process over the looks.
+
+    "greater" (the share above the threshold exceeds 1 - q) counts the sure exceedances,
+    "less" the possible ones, so that the +Inf bucket never favours a decision.
+    """
     if not looks.anytime:
-        return test.p_greater, test.p_less
-    tail = 1.0 - q
-
-    def p_value(successes: float, alternative: str, purpose: str) -> float:
-        return sequential.binomial_pvalue(
-            successes=successes,
-            trials=test.effective_count,
-            p0=tail,
-            alternative=alternative,
-            purpose=purpose,
-        )
-
-    # The upward test's "greater" side decides FAIL and its "less" side PASS; the downward
-    # test's roles are the mirror image.
-    if upward:
-        return p_value(test.effective_sure, "greater", "fail"), p_value(
-            test.effective_possible, "less", "pass"
-        )
-    return p_value(test.effective_sure, "greater", "pass"), p_value(
-        test.effective_possible, "less", "fail"
+        return test.p_greater if alternative == "greater" else test.p_less
+    successes = test.effective_sure if alternative == "greater" else test.effective_possible
+    return sequential.binomial_pvalue(
+        successes=successes,
+        trials=test.effective_count,
+        p0=1.0 - q,
+        alternative=alternative,
+        purpose=purpose,
     )
 
 
@@ -831,7 +1061,7 @@ def classify(
             continue
         level = levels.get(index, first_level)
         comparison = found.finish(level, beta)
-        results.append(Classified(_outcome(comparison, level, beta), comparison, level))
+        results.append(Classified(_outcome(comparison, level), comparison, level))
     return results
 
 
@@ -839,12 +1069,12 @@ def _p_fail(tested: Tested | None) -> float:
     return 1.0 if tested is None else tested.p_fail
 
 
-def _outcome(comparison: Comparison, level: float, beta: float) -> Outcome:
+def _outcome(comparison: Comparison, level: float) -> Outcome:
     if comparison.missing is not None:
         return Outcome.NO_DATA
     if comparison.p_fail <= level:
         return comparison.harm
-    if comparison.p_pass <= beta:
+    if comparison.passed:
         return Outcome.PASS
     return Outcome.LOW_TRAFFIC
 

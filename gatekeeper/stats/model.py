@@ -26,6 +26,19 @@ DEFAULT_MARGINAL_SCORE = 75.0
 DEFAULT_OUTLIER_FACTOR = 3.0
 
 
+#: The PASS boundary's relative margin by kind (DESIGN.md, "Statistics"): a promotion must
+#: rule out a canary this much worse. Wider than the FAIL boundary's 0.2: between the two lies
+#: the indifference zone, where either verdict is acceptable.
+DEFAULT_PASS_TOLERANCE = {
+    MetricKind.RATIO: 1.0,
+    MetricKind.HISTOGRAM: 0.5,
+    MetricKind.VALUES: 0.5,
+}
+#: RATIO's absolute PASS margin without a declared objective: 0.05 percentage points.
+DEFAULT_PASS_ABSOLUTE_TOLERANCE = 0.0005
+#: The share of the error budget (1 - objective) a release at the PASS boundary may cost.
+ERROR_BUDGET_SHARE = 0.25
+
 DEFAULT_KAYENTA_TOLERANCE = 0.25
 DEFAULT_KAYENTA_CONFIDENCE = 0.98
 
@@ -87,14 +100,120 @@ class MetricSettings:
     outlier_strategy: OutlierStrategy = OutlierStrategy.NONE
     outlier_factor: float = DEFAULT_OUTLIER_FACTOR
     kayenta: KayentaMetricOptions = field(default_factory=KayentaMetricOptions)
+    pass_tolerance: float | None = None
+    pass_absolute_tolerance: float | None = None
+    objective: float | None = None
+
+    @property
+    def fail_margin(self) -> Margin:
+        """The FAIL boundary: worse than baseline x (1 + tolerance) + absolute_tolerance."""
+        return Margin(self.tolerance, self.absolute_tolerance)
+
+    @property
+    def pass_margin(self) -> Margin:
+        """The PASS boundary, defaults resolved (:func:`pass_margin`)."""
+        return pass_margin(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """A boundary in the harmful direction: baseline x (1 + ``relative``) + ``absolute``."""
+
+    relative: float
+    absolute: float
+
+
+def pass_margin(settings: MetricSettings) -> Margin:
+    """The PASS boundary of a metric: its explicit margins, or the kind's defaults.
+
+    Defaults (DESIGN.md, "Statistics"): ``DEFAULT_PASS_TOLERANCE`` of the kind; for RATIO an
+    absolute part of a quarter of the error budget, ``(1 - objective) / 4``, when the metric
+    declares its SLO ``objective``, else ``DEFAULT_PASS_ABSOLUTE_TOLERANCE``; for the other
+    kinds none. A default part is widened to the FAIL boundary's where that is wider, so the
+    PASS boundary never lies inside the FAIL boundary; explicit parts narrower than the FAIL
+    boundary's are refused by the validation above this layer (:func:`margin_conflicts`).
+    """
+    relative = settings.pass_tolerance
+    if relative is None:
+        relative = max(DEFAULT_PASS_TOLERANCE[settings.kind], settings.tolerance)
+    absolute = settings.pass_absolute_tolerance
+    if absolute is None:
+        absolute = 0.0
+        if settings.kind is MetricKind.RATIO:
+            absolute = (
+                DEFAULT_PASS_ABSOLUTE_TOLERANCE
+                if settings.objective is None
+                else ERROR_BUDGET_SHARE * (1.0 - settings.objective)
+            )
+        absolute = max(absolute, settings.absolute_tolerance)
+    return Margin(relative, absolute)
+
+
+def margin_conflicts(
+    *,
+    tolerance: float,
+    absolute_tolerance: float,
+    pass_tolerance: float | None,
+    pass_absolute_tolerance: float | None,
+) -> dict[str, str]:
+    """Explicit PASS margins narrower than the FAIL margins, by PASS field name.
+
+    Each message names both fields, so the one rule serves every place that validates a
+    metric (the wire, analysis specs).
+    """
+    found: dict[str, str] = {}
+    pairs = (
+        ("pass_tolerance", pass_tolerance, "tolerance", tolerance),
+        (
+            "pass_absolute_tolerance",
+            pass_absolute_tolerance,
+            "absolute_tolerance",
+            absolute_tolerance,
+        ),
+    )
+    for pass_name, pass_value, fail_name, fail_value in pairs:
+        if pass_value is not None and pass_value < fail_value:
+            found[pass_name] = (
+                f"must be >= {fail_name} ({fail_value:g}): the PASS boundary cannot lie inside "
+                f"the FAIL boundary, got {pass_value:g}"
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PodCounts:
+    """Bad and total event counts per interval and pod: ``bad[i, j]`` of pod ``names[j]``.
+
+    ``bad`` and ``total`` have shape (intervals, pods), ``0 <= bad <= total``; a pod that
+    served nothing in an interval has zeros there. Names are non-empty and unique.
+    """
+
+    names: tuple[str, ...]
+    bad: FloatArray
+    total: FloatArray
+
+    @property
+    def count(self) -> int:
+        """Number of pods."""
+        return len(self.names)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class RatioSeries:
-    """Bad and total event counts per interval (equal lengths, 0 <= bad <= total)."""
+    """Bad and total event counts per interval (equal lengths, 0 <= bad <= total).
+
+    ``pods``, when the source broke the counts down by pod, holds them per pod; ``bad`` and
+    ``total`` are then their sums (see :meth:`from_pods`).
+    """
 
     bad: FloatArray
     total: FloatArray
+    pods: PodCounts | None = None
+
+    @classmethod
+    def from_pods(cls, pods: PodCounts) -> RatioSeries:
+        """The series of a side whose counts are known per pod (aggregates derived)."""
+        return cls(bad=pods.bad.sum(axis=1), total=pods.total.sum(axis=1), pods=pods)
 
     @property
     def intervals(self) -> int:
@@ -107,11 +226,13 @@ class HistogramSeries:
     """Cumulative bucket counts per interval: ``counts[i, j]`` observations <= ``upper_bounds[j]``.
 
     ``upper_bounds`` is strictly increasing and ends with +Inf; ``counts`` has shape
-    (intervals, buckets).
+    (intervals, buckets). ``pods``, when the source broke the buckets down by pod, holds
+    them per pod with shape (intervals, pods, buckets); ``counts`` is then their sum.
     """
 
     upper_bounds: FloatArray
     counts: FloatArray
+    pods: FloatArray | None = None
 
     @property
     def intervals(self) -> int:

@@ -14,10 +14,13 @@ classical exact conditional test of two Poisson rates (Clopper-Pearson bounds on
 conditional binomial; Ulm 1990), otherwise a slightly conservative version of it.
 
 Errors cluster by pod and interval, so the per-interval splits vary more than binomially.
-The dispersion ``phi`` is estimated from the Pearson statistic of the per-interval
-splits around the stratified estimate (quasi-likelihood, McCullagh and Nelder 1989,
-sec. 4.5) and the counts are deflated by it before the exact bounds are taken (the
-design-effect adjustment of Rao and Scott, 1992). Non-integer counts are handled through
+When the baseline comes per pod, the dispersion ``phi`` is the upper confidence bound of
+the baseline's pod x interval dispersion, plus the between-pod variance floor of
+persistent pod effects (:mod:`gatekeeper.stats.pods`). Without per-pod data it is
+estimated from the Pearson statistic of the per-interval splits around the stratified
+estimate (quasi-likelihood, McCullagh and Nelder 1989, sec. 4.5). The counts are deflated
+by it before the exact bounds are taken (the design-effect adjustment of Rao and Scott,
+1992). Non-integer counts are handled through
 the regularised incomplete beta function, which extends the binomial tail continuously.
 
 Both sides having zero bad events leaves the ratio unbounded above: that is missing
@@ -29,12 +32,14 @@ boundary of the acceptable region, Miettinen and Nurminen 1985).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 
-from gatekeeper.stats.model import FloatArray, RatioSeries
+from gatekeeper.stats import pods
+from gatekeeper.stats.model import BoolArray, FloatArray, PodCounts, RatioSeries
 
 _RATIO_CEILING = 1e12
 
@@ -50,7 +55,14 @@ class StratifiedCounts:
     exposure : ndarray
         Per stratum ``w_i = total_c / total_b``.
     dispersion : float
-        ``phi >= 1``, the variance inflation of the canary's share.
+        ``phi >= 1``, the variance inflation of the canary's share (the quantity the
+        tests use), the between-pod floor included.
+    within : float
+        The dispersion without the floor.
+    floor : float
+        Variance of ``log R`` that more data does not remove (persistent pod effects).
+    canary_pods : int
+        Number of canary pods (0: not known per pod).
     """
 
     canary_bad: FloatArray
@@ -61,6 +73,9 @@ class StratifiedCounts:
     baseline_total: float
     canary_bad_total: float
     canary_total: float
+    within: float = 1.0
+    floor: float = 0.0
+    canary_pods: int = 0
 
     @property
     def events(self) -> float:
@@ -101,14 +116,16 @@ def stratify(*, baseline: RatioSeries, canary: RatioSeries) -> StratifiedCounts:
     Returns
     -------
     StratifiedCounts
-        Strata where both sides had traffic, with the dispersion ``phi`` (1 when fewer
-        than two strata hold bad events).
+        Strata where both sides had traffic, with the dispersion ``phi``.
 
     Notes
     -----
-    ``phi`` is the Pearson statistic over the strata with events divided by its degrees
-    of freedom (strata - 1), floored at 1 (McCullagh and Nelder, Generalized Linear
-    Models, 2nd ed., 1989, sec. 4.5.2).
+    With the baseline per pod, ``phi`` is :func:`gatekeeper.stats.pods.pod_dispersion`'s
+    upper bound over the informative strata, raised by the between-pod floor. Otherwise
+    (or when the pods leave no degree of freedom) it is the Pearson statistic over the
+    strata with events divided by its degrees of freedom (strata - 1), floored at 1, and 1
+    with fewer than two such strata (McCullagh and Nelder, Generalized Linear Models, 2nd
+    ed., 1989, sec. 4.5.2).
     """
     _check_series(baseline, "baseline")
     _check_series(canary, "canary")
@@ -121,17 +138,44 @@ def stratify(*, baseline: RatioSeries, canary: RatioSeries) -> StratifiedCounts:
     c = canary.bad[keep]
     x = baseline.bad[keep] + c
     w = canary.total[keep] / baseline.total[keep]
-    dispersion = _dispersion(c, x, w)
+    b_bad = float(baseline.bad[keep].sum())
+    within, floor, canary_pods = _pod_components(baseline, canary, keep)
+    if within is None:
+        within = _dispersion(c, x, w)
     return StratifiedCounts(
         canary_bad=c,
         pooled_bad=x,
         exposure=w,
-        dispersion=dispersion,
-        baseline_bad=float(baseline.bad[keep].sum()),
+        dispersion=pods.dispersion_with_floor(
+            phi=within, floor=floor, canary_bad=float(c.sum()), baseline_bad=b_bad
+        ),
+        baseline_bad=b_bad,
         baseline_total=float(baseline.total[keep].sum()),
         canary_bad_total=float(c.sum()),
         canary_total=float(canary.total[keep].sum()),
+        within=within,
+        floor=floor,
+        canary_pods=canary_pods,
     )
+
+
+def _pod_components(
+    baseline: RatioSeries, canary: RatioSeries, keep: BoolArray
+) -> tuple[float | None, float, int]:
+    """(within-pod ``phi`` upper bound or None, floor variance, canary pods)."""
+    canary_pods = canary.pods.count if canary.pods else 0
+    if baseline.pods is None:
+        return None, 0.0, canary_pods
+    side = baseline.pods
+    estimate = pods.pod_dispersion(PodCounts(side.names, side.bad[keep], side.total[keep]))
+    if estimate.degrees <= 0:
+        return None, 0.0, canary_pods
+    floor = pods.floor_variance(
+        between=estimate.between,
+        baseline_pods=estimate.pods,
+        canary_pods=pods.effective_pods(canary.pods.total[keep]) if canary.pods else 0.0,
+    )
+    return estimate.phi_upper, floor, canary_pods
 
 
 def _share(ratio: float, x: FloatArray, w: FloatArray) -> float:
@@ -363,14 +407,117 @@ def _restricted_baseline_rate(
 
 
 def scaled(counts: StratifiedCounts, factor: float) -> StratifiedCounts:
-    """The same counts, every one multiplied by ``factor`` (the estimate is unchanged)."""
+    """The same counts, every one multiplied by ``factor`` (the estimate is unchanged).
+
+    The between-pod floor does not shrink with more data, so the dispersion carrying it
+    is recomputed for the scaled counts.
+    """
     return StratifiedCounts(
         canary_bad=counts.canary_bad * factor,
         pooled_bad=counts.pooled_bad * factor,
         exposure=counts.exposure,
-        dispersion=counts.dispersion,
+        dispersion=counts.dispersion
+        if counts.floor <= 0
+        else pods.dispersion_with_floor(
+            phi=counts.within,
+            floor=counts.floor,
+            canary_bad=counts.canary_bad_total * factor,
+            baseline_bad=counts.baseline_bad * factor,
+        ),
         baseline_bad=counts.baseline_bad * factor,
         baseline_total=counts.baseline_total * factor,
         canary_bad_total=counts.canary_bad_total * factor,
         canary_total=counts.canary_total * factor,
+        within=counts.within,
+        floor=counts.floor,
+        canary_pods=counts.canary_pods,
     )
+
+
+#: Points of each baseline-rate grid on which :func:`union_pvalue` bounds its supremum.
+_GRID = 24
+SidePvalue = Callable[[FloatArray], FloatArray]
+
+
+def union_pvalue(
+    *, p_canary: SidePvalue, p_baseline: SidePvalue, estimate: float, top: float
+) -> float:
+    """``min(1, 2 sup_b min(p_canary(b), p_baseline(b)))`` over baseline rates ``0 < b < top``.
+
+    The p-value of the union of two one-sided tests along a boundary ``canary = f(b)``:
+    ``p_canary(b)`` tests "the canary's rate is >= f(b)" (falling in ``b``), ``p_baseline(b)``
+    "the baseline's rate is <= b" (rising in ``b``), each valid on its own, so under the
+    null one of them rejects a true hypothesis at ``beta / 2`` (Berger and Boos, "P values
+    maximised over a confidence set for the nuisance parameter", JASA 89(427), 1994, use
+    the same union bound). On a grid ``b_0 < ... < b_K`` the supremum is at most the largest
+    ``min(p_canary(b_i), p_baseline(b_i+1))``, with ``p_baseline(b_0)`` below the grid and
+    ``p_canary(b_K)`` above it: an upper bound, so the test stays valid whatever the grid.
+    The cell where the two cross is refined once.
+
+    Parameters
+    ----------
+    p_canary, p_baseline : callable
+        Vectorised over an array of baseline rates.
+    estimate : float
+        The baseline's observed rate (> 0): the grid spans 1/100 of it to ``top``.
+    top : float
+        The largest baseline rate whose boundary is still a rate (< 1).
+    """
+    low = max(min(estimate, top) / 100.0, 1e-12)
+    high = top * (1.0 - 1e-9)
+
+    def cells(start: float, end: float) -> tuple[FloatArray, FloatArray]:
+        grid = np.geomspace(start, end, _GRID)
+        return grid, np.minimum(p_canary(grid)[:-1], p_baseline(grid)[1:])
+
+    outside = max(float(p_baseline(np.array([low]))[0]), float(p_canary(np.array([high]))[0]))
+    grid, coarse = cells(low, high)
+    peak = int(coarse.argmax())
+    first, last = max(0, peak - 1), min(_GRID - 1, peak + 2)
+    _, fine = cells(float(grid[first]), float(grid[last]))
+    rest = np.delete(coarse, np.arange(first, last))
+    sup = max(float(fine.max()), float(rest.max()) if rest.size else 0.0, outside)
+    return min(1.0, 2.0 * sup)
+
+
+def rate_margin_exact_pvalue(
+    *,
+    baseline: tuple[float, float],
+    canary: tuple[float, float],
+    factor: float,
+    offset: float,
+    dispersion: float = 1.0,
+) -> float:
+    """Fixed-sample p-value of ``H0: canary rate >= factor x baseline rate + offset``.
+
+    The union (:func:`union_pvalue`) of the two sides' exact one-sided binomial tests
+    (Clopper and Pearson, Biometrika 26(4), 1934): the canary's ``P(X <= c)`` at the
+    boundary rate, the baseline's ``P(X >= b)``, counts divided by ``dispersion``. Unlike the
+    score test it stays valid with few events: no canary error in 75 requests does not show
+    a rate below 1 %.
+    """
+    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
+        raise ValueError(
+            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
+            f"{dispersion!r}"
+        )
+    b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
+    c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
+    top = (1.0 - offset) / factor
+    if top <= 0 or c_total <= 0:
+        return 1.0
+
+    def p_canary(b: FloatArray) -> FloatArray:
+        rate = np.clip(factor * b + offset, 0.0, 1.0)
+        # P(X <= c) for X ~ Bin(n, r) is I_{1 - r}(n - c, c + 1).
+        if c_total - c_bad <= 0:
+            return np.ones_like(rate)
+        return np.asarray(special.betainc(c_total - c_bad, c_bad + 1.0, 1.0 - rate), dtype=float)
+
+    def p_baseline(b: FloatArray) -> FloatArray:
+        # P(X >= k) for X ~ Bin(n, b) is I_b(k, n - k + 1).
+        return np.asarray(special.betainc(b_bad, b_total - b_bad + 1.0, b), dtype=float)
+
+    if b_bad <= 0 or b_total <= 0:  # the baseline's test never rejects: the sup is at b = 0
+        return float(min(1.0, 2.0 * p_canary(np.array([0.0]))[0]))
+    return union_pvalue(p_canary=p_canary, p_baseline=p_baseline, estimate=b_bad / b_total, top=top)

@@ -21,8 +21,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from gatekeeper.stats.classify import Classified
-from gatekeeper.stats.model import JudgeSettings, MetricData, RatioSeries
+from gatekeeper.stats.classify import Classified, Comparison
+from gatekeeper.stats.model import JudgeSettings, MetricData, MetricSettings, RatioSeries
 from gatekeeper.stats.results import (
     Decision,
     GroupScore,
@@ -106,7 +106,7 @@ def decide(
     if scores.score >= pass_score:
         note = f"; non-critical regressions: {_list(regressed)}" if regressed else ""
         return Decision.PASS, (
-            f"every metric within tolerance{note}; score {scores.score:.0f}"
+            f"every metric inside its PASS boundary{note}; score {scores.score:.0f}"
             if not regressed
             else f"score {scores.score:.0f} >= pass {pass_score:.0f}{note}"
         )
@@ -135,27 +135,50 @@ def reason(classified: Classified, data: MetricData) -> str:
 
 def _reason(classified: Classified, data: MetricData) -> str:
     found = classified.comparison
-    settings = data.settings
     outcome = classified.outcome
     if outcome is Outcome.ERROR:
         return f"metric source error: {found.detail}"
     if outcome is Outcome.NO_DATA:
         return f"no data: {found.detail}"
-    allowed = f"{settings.tolerance:.0%}"
-    if settings.absolute_tolerance:
-        allowed += f" + {settings.absolute_tolerance:g}"
+    boundaries = _boundaries(data.settings)
     if outcome.is_regression:
         return (
-            f"regression beyond the {allowed} allowed: {found.detail} "
+            f"regression beyond the FAIL boundary ({boundaries}): {found.detail} "
             f"(p={found.p_fail:.2g} <= {classified.alpha:.2g})"
         )
     if outcome is Outcome.PASS:
-        return f"within the {allowed} allowed: {found.detail}"
-    if math.isinf(found.needed):
-        more = "more data at the current estimate will not settle it"
-    else:
-        more = f"about {math.ceil(found.needed):,} more canary {found.unit} needed"
-    return f"not enough data to decide: {found.detail}; {more}"
+        return f"inside the PASS boundary ({boundaries}): {found.detail}"
+    return f"not enough data to decide ({boundaries}): {found.detail}; {_still_needed(found)}"
+
+
+def _boundaries(settings: MetricSettings) -> str:
+    """Both boundaries in words: "rolled back beyond +20%, promoted only below +100% + 0.0005"."""
+
+    def margin(relative: float, absolute: float) -> str:
+        text = f"+{relative:.0%}"
+        return f"{text} + {absolute:g}" if absolute else text
+
+    fail, passing = settings.fail_margin, settings.pass_margin
+    return (
+        f"rolled back beyond {margin(fail.relative, fail.absolute)}, "
+        f"promoted only below {margin(passing.relative, passing.absolute)}"
+    )
+
+
+def _still_needed(found: Comparison) -> str:
+    """Which boundary the data cannot settle yet, and how much more data that takes."""
+    unit = found.unit
+    if math.isfinite(found.needed):
+        return (
+            f"about {math.ceil(found.needed):,} more canary {unit} needed to settle the PASS "
+            "boundary"
+        )
+    if math.isfinite(found.fail_needed) and found.fail_needed > 0:
+        return (
+            "the canary looks worse than the PASS boundary, so it will not be promoted; about "
+            f"{math.ceil(found.fail_needed):,} more canary {unit} would settle the FAIL boundary"
+        )
+    return "more data at the current estimate will settle neither the PASS nor the FAIL boundary"
 
 
 def to_result(classified: Classified, data: MetricData) -> MetricResult:
@@ -185,18 +208,19 @@ def load_hint(
 ) -> LoadHint | None:
     """How many more canary requests the undecided metrics need, at what rate, how long.
 
-    The largest finite need of the undecided request-counting metrics (RATIO, HISTOGRAM).
+    The largest finite need of the undecided request-counting metrics (RATIO, HISTOGRAM),
+    each for its PASS boundary (or its FAIL boundary where PASS is out of reach).
     With ``interval_seconds``: ``seconds`` is the rest of the planned looks (or, without a
     plan, as long as the data seen so far) and ``rps`` the synthetic canary rate to add on
     top of the organic canary traffic seen so far (0: waiting is enough).
     """
     needs = [
-        (c.comparison.needed, m)
+        (_settling_need(c.comparison), m)
         for c, m in zip(classified, metrics, strict=True)
         if c.outcome is Outcome.LOW_TRAFFIC
         and not m.settings.dry_run
         and c.comparison.unit == "requests"
-        and math.isfinite(c.comparison.needed)
+        and math.isfinite(_settling_need(c.comparison))
     ]
     if not needs:
         return None
@@ -214,6 +238,15 @@ def load_hint(
     organic = classified_canary_count(metric) / (max(1, intervals) * interval)
     rps = max(0.0, needed / seconds - organic)
     return LoadHint(canary_requests_needed=needed, rps=rps, seconds=math.ceil(seconds))
+
+
+def _settling_need(found: Comparison) -> float:
+    """What the PASS bound needs, or, when the canary looks beyond its reach, the FAIL bound.
+
+    A promotion waits for the PASS bound; a canary that looks worse than the PASS boundary
+    will not be promoted, and more load then only hastens its FAIL.
+    """
+    return found.needed if math.isfinite(found.needed) else found.fail_needed or math.inf
 
 
 def _intervals(metric: MetricData) -> int:

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gatekeeper.stats.model import FloatArray
-from gatekeeper.stats.rates import StratifiedCounts
+from gatekeeper.stats.rates import StratifiedCounts, union_pvalue
 
 _BASEL = 6.0 / math.pi**2
 
@@ -132,14 +132,20 @@ _WIDE = log_uniform(low=1.05, high=100.0)
 #: The mixtures of each test, by (test, purpose). FAIL: 80 % of the mass on the regressions
 #: worth stopping a rollout for quickly (error rates 1.25x to 12x the boundary, that is 1.5x
 #: to 15x the baseline at the default tolerance; tail odds 1.1x to 5x the expected 1 - q),
-#: 20 % on every regression up to 100x (zero-error baselines, total outages). PASS:
-#: canaries from 1 % to 2.5x inside the boundary (a healthy canary sits 1 + tolerance
-#: inside it: tolerances up to 150 %).
+#: 20 % on every regression up to 100x (zero-error baselines, total outages). PASS, centred
+#: on the PASS boundary: a healthy canary sits 1 + pass_tolerance inside it (2x for error
+#: rates), so the ratio's alternatives run from 5 % to 8x inside, the tail odds' to 10x (a
+#: healthy canary's share above 1.5x the baseline quantile is a fraction of 1 - q). "rate_*":
+#: one side's own error rate (the absolute PASS margin): the canary's upper bound from 1 %
+#: to 1000x away, so that a canary without errors bounds its rate near ``3 / requests``; the
+#: baseline's lower bound from 1 % to 4x, where its ample data put it.
 MIXTURES = {
     ("ratio", "fail"): blend(plausible=log_uniform(low=1.25, high=12.0), wide=_WIDE, share=0.8),
     ("tail", "fail"): blend(plausible=log_uniform(low=1.1, high=5.0), wide=_WIDE, share=0.8),
-    ("ratio", "pass"): log_uniform(low=1.01, high=2.5),
-    ("tail", "pass"): log_uniform(low=1.01, high=2.5),
+    ("ratio", "pass"): log_uniform(low=1.05, high=8.0),
+    ("tail", "pass"): log_uniform(low=1.05, high=10.0),
+    ("rate_canary", "pass"): log_uniform(low=1.01, high=1000.0, points=64),
+    ("rate_baseline", "pass"): log_uniform(low=1.01, high=4.0, points=32),
 }
 PURPOSES = ("fail", "pass")
 
@@ -265,13 +271,98 @@ def binomial_pvalue(
         raise ValueError(f"p0 must be in (0, 1), got {p0!r}")
     if trials <= 0:
         return 1.0
+    log_e = _binomial_log_e(successes, trials, p0, alternative, MIXTURES["tail", purpose])
+    return _p_from_log_e(float(log_e[0]))
+
+
+def _binomial_log_e(
+    successes: float, trials: float, p0: float | FloatArray, alternative: str, mixture: Mixture
+) -> FloatArray:
+    """log of the mixture e-process of binomial likelihood ratios against each ``p0``."""
     sign = 1.0 if alternative == "greater" else -1.0
-    mixture = MIXTURES["tail", purpose]
-    odds = p0 / (1.0 - p0) * np.exp(sign * mixture.offsets)
+    base = np.atleast_1d(np.asarray(p0, dtype=float))[None, :]  # (1, K)
+    odds = base / (1.0 - base) * np.exp(sign * mixture.offsets)[:, None]  # (G, K)
     p = odds / (1.0 + odds)
     failures = trials - successes
-    log_lr = successes * (np.log(p) - math.log(p0)) + failures * (np.log1p(-p) - math.log1p(-p0))
-    return _p_from_log_e(_log_mixture(log_lr, mixture))
+    log_lr = successes * (np.log(p) - np.log(base)) + failures * (np.log1p(-p) - np.log1p(-base))
+    weighted = log_lr + mixture.log_weights[:, None]
+    top = weighted.max(axis=0)
+    return np.asarray(top + np.log(np.exp(weighted - top).sum(axis=0)), dtype=float)
+
+
+def _p_from_log_es(log_e: FloatArray) -> FloatArray:
+    return np.asarray(np.where(log_e <= 0, 1.0, np.exp(-np.maximum(log_e, 0.0))), dtype=float)
+
+
+def rate_margin_pvalue(
+    *,
+    baseline: tuple[float, float],
+    canary: tuple[float, float],
+    factor: float,
+    offset: float,
+    dispersion: float = 1.0,
+) -> float:
+    """Anytime-valid p-value of ``H0: canary rate >= factor x baseline rate + offset``.
+
+    Small when the canary's rate is shown below the boundary: the PASS test of a RATIO
+    metric with an absolute margin (for DECREASE call it with the sides' roles swapped).
+
+    Parameters
+    ----------
+    baseline, canary : (float, float)
+        Cumulative (bad, total) of each side.
+    factor : float
+        The relative part of the boundary, ``1 + pass_tolerance`` (> 0).
+    offset : float
+        The absolute part, ``pass_absolute_tolerance`` (> 0).
+    dispersion : float
+        Variance inflation of the counts (>= 1); both sides' counts are divided by it.
+
+    Returns
+    -------
+    float
+        ``min(1, 2 sup_b min(p_c(factor b + offset), p_b(b)))``: ``p_c(r)`` is the anytime
+        p-value of "the canary's rate is >= r", ``p_b(b)`` that of "the baseline's rate is
+        <= b", each a mixture e-process of one side's binomial likelihood (Robbins, 1970;
+        the one-sample confidence sequences of Howard, Ramdas, McAuliffe and Sekhon, Annals
+        of Statistics 49(2), 2021). Under H0 at true rates ``(b, c)`` the boundary point
+        ``(b, factor b + offset)`` has ``factor b + offset <= c``, so a rejection needs one
+        of two valid tests at ``beta / 2`` to reject a true null: a union bound, valid at
+        every look.
+
+    Notes
+    -----
+    Along the boundary ``p_c`` falls and ``p_b`` rises with ``b``, so on a grid
+    ``b_0 < ... < b_K`` the supremum is at most the largest ``min(p_c(b_i), p_b(b_{i+1}))``
+    (with ``p_c(0)`` below the grid and ``p_c(b_K)`` above it): an upper bound, so the test
+    stays valid whatever the grid. Each side's rate is taken as constant over the analysis
+    (no strata).
+    """
+    if not (factor > 0 and offset > 0 and dispersion >= 1.0):
+        raise ValueError(
+            f"need factor > 0, offset > 0 and dispersion >= 1, got {factor!r}, {offset!r}, "
+            f"{dispersion!r}"
+        )
+    b_bad, b_total = baseline[0] / dispersion, baseline[1] / dispersion
+    c_bad, c_total = canary[0] / dispersion, canary[1] / dispersion
+    top = (1.0 - offset) / factor  # largest baseline rate with a boundary below 1
+    if top <= 0 or c_total <= 0:
+        return 1.0
+    canary_mixture = MIXTURES["rate_canary", "pass"]
+    if b_bad <= 0 or b_total <= 0:  # p_b is 1 throughout: the sup is p_c's at b = 0
+        p0 = _binomial_log_e(c_bad, c_total, offset, "less", canary_mixture)
+        return float(min(1.0, 2.0 * _p_from_log_es(p0)[0]))
+    baseline_mixture = MIXTURES["rate_baseline", "pass"]
+
+    def p_canary(b: FloatArray) -> FloatArray:
+        return _p_from_log_es(
+            _binomial_log_e(c_bad, c_total, factor * b + offset, "less", canary_mixture)
+        )
+
+    def p_baseline(b: FloatArray) -> FloatArray:
+        return _p_from_log_es(_binomial_log_e(b_bad, b_total, b, "greater", baseline_mixture))
+
+    return union_pvalue(p_canary=p_canary, p_baseline=p_baseline, estimate=b_bad / b_total, top=top)
 
 
 def ratio_confidence_sequence(

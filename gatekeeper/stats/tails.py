@@ -16,8 +16,10 @@ uncertainty maps into the share at the threshold with variance ``q (1 - q) / N_b
 Approximation Theorems of Mathematical Statistics, 1980, sec. 2.3), which equals the
 canary's own variance scaled by ``N_c / N_b`` when the canary is the baseline stretched
 by (1 + tolerance). Both are carried by deflating the canary's counts by the design
-effect ``phi * (1 + N_c / N_b)``, with ``phi`` the overdispersion of the per-interval
-exceedance counts (Rao and Scott, 1992).
+effect ``phi * (1 + N_c / N_b)``, with ``phi`` the overdispersion of the exceedance
+counts (Rao and Scott, 1992): from the baseline's pods per pod and interval when the
+histograms come per pod (:func:`pod_exceedance_dispersion`), else from the canary's
+per-interval counts.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from gatekeeper.stats.model import FloatArray, HistogramSeries
+from gatekeeper.stats.model import FloatArray, HistogramSeries, PodCounts
+from gatekeeper.stats.pods import pod_dispersion
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -38,6 +41,8 @@ class MergedHistogram:
     upper_bounds: FloatArray
     cumulative: FloatArray
     per_interval: FloatArray
+    #: per interval and pod (intervals, pods, buckets), when the source gave pods
+    pods: FloatArray | None = None
 
     @property
     def count(self) -> float:
@@ -62,7 +67,10 @@ def merge(series: HistogramSeries) -> MergedHistogram:
     counts = np.maximum.accumulate(series.counts, axis=1) if series.counts.size else series.counts
     width = series.upper_bounds.shape[0]
     cumulative = counts.sum(axis=0) if counts.size else np.zeros(width)
-    return MergedHistogram(series.upper_bounds, cumulative, counts)
+    pods = series.pods
+    if pods is not None and pods.size:
+        pods = np.maximum.accumulate(pods, axis=2)
+    return MergedHistogram(series.upper_bounds, cumulative, counts, pods)
 
 
 def _bucket_start(bounds: FloatArray, index: int) -> float:
@@ -164,6 +172,41 @@ def exceedance(*, threshold: float, upper_bounds: FloatArray, cumulative: FloatA
     return Exceedance(above, above, start, end)
 
 
+def bucket_bound(*, upper_bounds: FloatArray, value: float, up: bool) -> float:
+    """The bucket bound nearest ``value`` on one side: the smallest >= it, or the largest <=.
+
+    A tail threshold on a bound is counted exactly, with no interpolation inside a bucket;
+    rounding it away from the acceptable side for each decision (up for an upward FAIL
+    threshold, down for an upward PASS threshold) keeps each decision conservative.
+
+    Returns
+    -------
+    float
+        The bound; ``+inf`` when ``up`` and ``value`` lies beyond the last finite bound,
+        ``-inf`` when not ``up`` and it lies below the first.
+    """
+    if up:
+        index = int(np.searchsorted(upper_bounds, value, side="left"))
+        return float(upper_bounds[index]) if index < upper_bounds.size else math.inf
+    index = int(np.searchsorted(upper_bounds, value, side="right")) - 1
+    return float(upper_bounds[index]) if index >= 0 else -math.inf
+
+
+def _surely_above(threshold: float, upper_bounds: FloatArray, rows: FloatArray) -> FloatArray:
+    """:func:`exceedance`'s ``surely`` for every row of cumulative counts at once."""
+    index = int(np.searchsorted(upper_bounds, threshold, side="left"))
+    if index > upper_bounds.size - 2:  # beyond the last finite bound: nothing is surely above
+        return np.zeros(rows.shape[0])
+    start, end = _bucket_start(upper_bounds, index), float(upper_bounds[index])
+    below = rows[:, index - 1] if index > 0 else np.zeros(rows.shape[0])
+    inside = rows[:, index] - below
+    if (index == 0 and threshold <= start) or end <= start:
+        fraction = 0.0
+    else:
+        fraction = min(1.0, max(0.0, (threshold - start) / (end - start)))
+    return np.asarray(rows[:, -1] - below - inside * fraction, dtype=float)
+
+
 @dataclass(frozen=True, slots=True)
 class TailTestResult:
     """The tail test at one threshold.
@@ -198,18 +241,34 @@ def exceedance_dispersion(
     keep = totals > 0
     if int(keep.sum()) < 2:
         return 1.0
-    above = np.array(
-        [
-            exceedance(threshold=threshold, upper_bounds=upper_bounds, cumulative=row).surely
-            for row in per_interval[keep]
-        ]
-    )
+    above = _surely_above(threshold, upper_bounds, per_interval[keep])
     n = totals[keep]
     share = above.sum() / n.sum()
     if share <= 0.0 or share >= 1.0:
         return 1.0
     pearson = float(np.sum((above - n * share) ** 2 / (n * share * (1.0 - share))))
     return max(1.0, pearson / (int(keep.sum()) - 1))
+
+
+def pod_exceedance_dispersion(
+    *, threshold: float, upper_bounds: FloatArray, pods: FloatArray
+) -> float:
+    """Overdispersion of the baseline's exceedances of ``threshold`` per pod and interval.
+
+    Each (interval, pod) cell's exceedances are split among the interval's pods by their
+    observations, the model of :func:`gatekeeper.stats.pods.pod_dispersion`, whose upper
+    confidence bound is returned (1 when the cells bound nothing).
+    """
+    intervals, count, _ = pods.shape
+    cells = pods.reshape(intervals * count, -1)
+    above = np.array(
+        [
+            exceedance(threshold=threshold, upper_bounds=upper_bounds, cumulative=row).surely
+            for row in cells
+        ]
+    ).reshape(intervals, count)
+    names = tuple(str(j) for j in range(count))
+    return pod_dispersion(PodCounts(names, above, pods[:, :, -1].copy())).phi_upper
 
 
 def tail_test(
@@ -248,8 +307,14 @@ def tail_test(
     over = exceedance(
         threshold=threshold, upper_bounds=canary.upper_bounds, cumulative=canary.cumulative
     )
-    phi = exceedance_dispersion(
-        threshold=threshold, upper_bounds=canary.upper_bounds, per_interval=canary.per_interval
+    phi = (
+        pod_exceedance_dispersion(
+            threshold=threshold, upper_bounds=baseline.upper_bounds, pods=baseline.pods
+        )
+        if baseline.pods is not None and baseline.pods.size
+        else exceedance_dispersion(
+            threshold=threshold, upper_bounds=canary.upper_bounds, per_interval=canary.per_interval
+        )
     )
     design = phi * (1.0 + (n_c / n_b if n_b > 0 else 0.0))
     n_eff = n_c / design

@@ -18,6 +18,9 @@ The emulator runs no workloads, so :class:`DeploymentController` plays the Deplo
 controller through the API: it watches Deployments and marks each one's status as rolled
 out (every replica updated and available) unless a test made its image "broken"; and
 :class:`JobController` plays the Job controller, marking Jobs complete (or failed).
+kmock keeps an object with finalizers until they are removed (``deletionTimestamp`` set
+meanwhile), but it has no garbage collector: :class:`GarbageCollector` plays it, deleting
+what a deleted Canary owned.
 """
 
 from __future__ import annotations
@@ -41,7 +44,17 @@ from kmock._internal import enums
 
 from controller.clock import ManualClock
 from controller.kube import Kube, load_api_client
-from controller.resources import CANARIES, CRDS, DEPLOYMENTS, JOBS, Object
+from controller.resources import (
+    CANARIES,
+    CRDS,
+    DEPLOYMENTS,
+    HTTPROUTES,
+    JOBS,
+    SERVICES,
+    VIRTUALSERVICES,
+    Object,
+    traffic_splits,
+)
 from controller.workloads import deployment_ready
 
 T = TypeVar("T")
@@ -305,6 +318,41 @@ class JobController:
         raise AssertionError(f"{count} finished Jobs not seen: {self.kube.list(JOBS)}")
 
 
+class GarbageCollector:
+    """Plays the garbage collector, which kmock's emulator lacks, through the API.
+
+    :meth:`collect` deletes every object whose ownerReferences all name Canaries that no
+    longer exist, as Kubernetes' garbage collector does once an owner is gone (background
+    propagation). The finalizer under test keeps the Canary, and so its objects, until it
+    restored the target.
+    """
+
+    KINDS = (
+        DEPLOYMENTS,
+        SERVICES,
+        HTTPROUTES,
+        VIRTUALSERVICES,
+        traffic_splits("split.smi-spec.io/v1alpha2"),
+        JOBS,
+    )
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def collect(self) -> list[str]:
+        """Delete the orphans of deleted Canaries; their ``Kind/name``."""
+        alive = {c["metadata"]["uid"] for c in self.kube.list(CANARIES)}
+        deleted = []
+        for kind in self.KINDS:
+            for found in self.kube.list(kind):
+                meta = found["metadata"]
+                owners = [o for o in meta.get("ownerReferences") or [] if o.get("kind") == "Canary"]
+                if owners and not any(o.get("uid") in alive for o in owners):
+                    self.kube.delete(kind, namespace=meta["namespace"], name=meta["name"])
+                    deleted.append(f"{kind.kind}/{meta['name']}")
+        return deleted
+
+
 @pytest.fixture
 def jobs(kube: Kube) -> Iterator[JobController]:
     """The fake Job controller, running (auto-completing Jobs)."""
@@ -413,3 +461,13 @@ def rig(kube: Kube, deployments: DeploymentController, clock: ManualClock) -> An
     from tests.controller.helpers import Rig  # noqa: PLC0415  (helpers import this module)
 
     return Rig(kube=kube, deployments=deployments, clock=clock)
+
+
+@pytest.fixture
+def hook() -> Iterator[Any]:
+    """A webhook receiver (tests.controller.helpers.Hook) on 127.0.0.1."""
+    from tests.controller.helpers import Hook  # noqa: PLC0415  (helpers import this module)
+
+    receiver = Hook()
+    yield receiver
+    receiver.server.shutdown()

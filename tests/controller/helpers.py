@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from controller.clock import ManualClock
@@ -93,3 +96,31 @@ class Rig:
         found = self.deployment(name)
         assert found is not None, name
         return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
+
+
+class Hook:
+    """A webhook receiver on 127.0.0.1; it answers 503 (recording nothing) ``down`` times."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.down = 0
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["Content-Length"])
+                body = json.loads(self.rfile.read(length))
+                if hook.down > 0:
+                    hook.down -= 1
+                    self.send_response(503)
+                else:
+                    hook.received.append(body)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()

@@ -23,6 +23,8 @@ from controller.model import (
     status_from_dict,
     status_to_dict,
 )
+from controller.notify import SEVERITIES
+from controller.outbox import STATUS_KEYS as OUTBOX_KEYS
 from gatekeeper.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +95,7 @@ def test_crd_names_columns_and_status_subresource() -> None:
 
 
 def test_status_schema_covers_what_the_controller_writes() -> None:
-    written = set(status_to_dict(Status())) | {"specError", "conditions"}
+    written = set(status_to_dict(Status())) | {"specError", "conditions", *OUTBOX_KEYS}
     assert written == set(SCHEMA["properties"]["status"]["properties"])
 
 
@@ -108,6 +110,8 @@ def test_schema_enums_match_the_parser() -> None:
     assert tuple(step["analysis"]["properties"]["onInconclusive"]["enum"]) == model.ON_INCONCLUSIVE
     phases = SCHEMA["properties"]["status"]["properties"]["phase"]["enum"]
     assert phases == [p.value for p in Phase]
+    entry = SCHEMA["properties"]["status"]["properties"]["outbox"]["items"]["properties"]
+    assert tuple(entry["notification"]["properties"]["severity"]["enum"]) == SEVERITIES
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import pytest
 from gatekeeper.api.v1 import gatekeeper_pb2_grpc as pb_grpc
 from gatekeeper.server import app
 from gatekeeper.server.dispatch import Judging
+from tests.integration import prom
 from tests.integration.grpc_server import Pki, ServeProcess, ServerThread, make_pki
+from tests.integration.prom import PrometheusServer
 
 StartServer = Callable[..., ServerThread]
 StartProcess = Callable[..., ServeProcess]
@@ -67,3 +70,41 @@ def serve_process() -> Iterator[StartProcess]:
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """Certificates of a private CA (and of a rogue one) for TLS and mutual TLS."""
     return make_pki(Path(tmp_path_factory.mktemp("pki")))
+
+
+#: Side labels of the adapters' Prometheus: Argo's pod-template hashes and Flagger's pod names.
+ADAPTER_SIDES = {
+    "baseline": {
+        "rollouts_pod_template_hash": "5b6c7d8f9",
+        "pod": "podinfo-primary-5b6c7d8f9-abcde",
+    },
+    "canary": {"rollouts_pod_template_hash": "7f8e9d6c5", "pod": "podinfo-7f8e9d6c5-fghij"},
+}
+ADAPTER_SPEC = """provider: generic
+service: {service}
+namespace: ns-generic
+interval: 30s
+metrics:
+  - {{name: error-rate, template: request-success-rate, critical: true}}
+  - {{name: latency-p99, template: request-duration, critical: true}}
+"""
+
+
+@pytest.fixture(scope="session")
+def adapter_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """A Prometheus with the generic provider's scenarios labelled as Argo and Flagger see them."""
+    folder = tmp_path_factory.mktemp("adapter-prometheus")
+    end = (time.time() // 60) * 60 - 120
+    start = prom.backfill(folder, end=end, providers=("generic",), sides=ADAPTER_SIDES)
+    server = prom.start_prometheus(folder, start=start, end=end)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def adapter_specs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Named specs, one per scenario (healthy, errors, tail, quiet)."""
+    folder = tmp_path_factory.mktemp("adapter-specs")
+    for service in prom.SCENARIOS:
+        (folder / f"{service}.yaml").write_text(ADAPTER_SPEC.format(service=service))
+    return folder

@@ -76,18 +76,27 @@ def binaries() -> tuple[str, str]:
     return prometheus, promtool
 
 
-def backfill(folder: Path, *, end: float) -> float:
-    """Write every provider's scenarios as blocks into ``folder``; returns the data's start."""
+def backfill(
+    folder: Path,
+    *,
+    end: float,
+    providers: tuple[str, ...] = PROVIDERS,
+    sides: dict[str, dict[str, str]] = SIDES,
+) -> float:
+    """Write the providers' scenarios as blocks into ``folder``; returns the data's start.
+
+    ``sides`` are the labels that select each side (``track`` by default).
+    """
     start = end - WINDOW
     lines: list[tuple[str, str]] = []
-    for index, provider in enumerate(PROVIDERS):
+    for index, provider in enumerate(providers):
         for number, (service, scenario) in enumerate(SCENARIOS.items()):
             traffic = simulate.simulate(
                 replace(scenario, seed=1000 * index + number, seconds=WINDOW, step_seconds=STEP)
             )
             names = simulate.provider_names(provider, service=service, namespace=f"ns-{provider}")
             lines += simulate.openmetrics_lines(
-                traffic, names=names, side_labels=SIDES, start=start
+                traffic, names=names, side_labels=sides, start=start
             )
     source = folder / "history.om"
     source.write_text(simulate.openmetrics(lines))

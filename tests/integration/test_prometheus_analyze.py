@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper import engine
+from gatekeeper import engine, preflight
 from gatekeeper.errors import InvalidArgument, QueryRejected
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
@@ -145,17 +145,17 @@ def test_a_query_prometheus_rejects_names_the_metric_and_the_query(
 def test_preflight_reports_gaps_in_the_baseline(prometheus: PrometheusServer) -> None:
     spec = spec_for("istio", "healthy")
     source = PrometheusSource(prometheus.url)
-    covered = engine.preflight(
+    covered = preflight.run(
         spec, source=source, baseline=SIDES.baseline, end=prometheus.end, lookback_seconds=1500
     )
     assert covered.decision is Decision.PASS, covered.summary
-    longer = engine.preflight(
+    longer = preflight.run(
         spec, source=source, baseline=SIDES.baseline, end=prometheus.end, lookback_seconds=7200
     )
     assert longer.decision is Decision.INCONCLUSIVE
     assert all(m.outcome is Outcome.NO_DATA for m in longer.metrics)
     assert "gap(s) in the baseline" in longer.metrics[0].reason
-    absent = engine.preflight(
+    absent = preflight.run(
         spec, source=source, baseline='track="nobody"', end=prometheus.end, lookback_seconds=1500
     )
     assert "no baseline data at all" in absent.metrics[0].reason

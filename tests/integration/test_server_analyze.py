@@ -97,13 +97,17 @@ def test_bad_requests_name_the_field(
             client.analyze(request(prometheus, spec_name="checkout"))
         assert too_long.value.violations[0].field == "interval"
         assert "at most 20" in too_long.value.violations[0].description
+        no_end = request(prometheus, spec_name="checkout")
+        no_end.ClearField("end")
         with pytest.raises(InvalidArgument) as no_window:
-            client.analyze(
-                pb.AnalyzeRequest(
-                    spec_name="checkout", baseline_selector='a="b"', canary_selector='a="c"'
-                )
-            )
-        assert {v.field for v in no_window.value.violations} == {"start", "end"}
+            client.analyze(no_end)
+        assert {v.field for v in no_window.value.violations} == {"end"}
+        stateless = request(prometheus, spec_name="checkout")
+        stateless.ClearField("start")
+        stateless.lookback.FromSeconds(-60)
+        with pytest.raises(InvalidArgument) as bad_lookback:
+            client.analyze(stateless)
+        assert bad_lookback.value.violations[0].field == "lookback"
         with pytest.raises(InvalidArgument) as bad_spec:
             client.analyze(request(prometheus, spec="metrics: [{name: a, template: nope}]"))
         assert bad_spec.value.violations[0].field == "metrics[0].template"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from gatekeeper.spec import load_spec
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 DATA = NOTEBOOKS / "data"
-BUDGET_SECONDS = 30.0
 
 
 @pytest.fixture(autouse=True)
@@ -44,18 +42,16 @@ def execute(book: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return book
 
 
-def results(name: str) -> tuple[dict[str, Any], float]:
-    """Run a notebook; the JSON its ``results`` cell printed, and the seconds it took."""
+def results(name: str) -> dict[str, Any]:
+    """Run a notebook (each cell within nbclient's timeout); the JSON its ``results`` cell printed."""
     # nbformat's reader and v4 constructors are unannotated; they build a NotebookNode.
     book: nbformat.NotebookNode = nbformat.read(NOTEBOOKS / name, as_version=4)  # type: ignore[no-untyped-call]
-    began = time.monotonic()
     execute(book)
-    took = time.monotonic() - began
     for cell in book.cells:
         if "results" in cell.get("metadata", {}).get("tags", []):
             text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
             found: dict[str, Any] = json.loads(text)
-            return found, took
+            return found
     raise AssertionError(f"{name} has no cell tagged results")
 
 
@@ -68,8 +64,7 @@ def test_the_kernel_is_the_venv_python() -> None:
 
 
 def test_replay_historic_rollout() -> None:
-    found, took = results("replay-historic-rollout.ipynb")
-    assert took < BUDGET_SECONDS
+    found = results("replay-historic-rollout.ipynb")
     spec = load_spec((DATA / "spec.yaml").read_text(), queries=False)
     expected = replay.replay_recorded(spec, read_recorded(DATA / "historic-rollout.csv"))
     assert found["decision"] == "FAIL"
@@ -91,8 +86,7 @@ def test_replay_historic_rollout() -> None:
 
 
 def test_tune_tolerances() -> None:
-    found, took = results("tune-tolerances.ipynb")
-    assert took < BUDGET_SECONDS
+    found = results("tune-tolerances.ipynb")
     spec = load_spec((DATA / "spec.yaml").read_text(), queries=False)
     rollouts = replay.read_labelled(DATA / "labelled" / "index.csv")
     here = replay.evaluate(spec, rollouts, workers=1)  # in this process: same results

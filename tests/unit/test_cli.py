@@ -48,7 +48,8 @@ def test_table_output_shows_outcome_effect_and_reason() -> None:
     assert done.returncode == 1
     assert "error-rate" in done.stdout and "HIGH" in done.stdout
     assert "rate_ratio" in done.stdout
-    assert "regression beyond the 20% allowed" in done.stdout
+    assert "regression beyond the FAIL boundary (rolled back beyond +20%" in done.stdout
+    assert "promoted only below +100% + 0.0005" in done.stdout
 
 
 def test_quiet_canary_table_shows_the_load_hint() -> None:

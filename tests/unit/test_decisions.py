@@ -115,16 +115,21 @@ def test_sparse_errors_from_a_zero_error_baseline_fail() -> None:
     assert verdict.metrics[0].effect.lower > 1.2
 
 
-def test_healthy_zero_error_canary_passes_with_an_absolute_tolerance() -> None:
+def test_healthy_zero_error_canary_passes_by_the_default_absolute_pass_margin() -> None:
     baseline = traffic.fixed_counts(0, 10_000, 10)
     canary = traffic.fixed_counts(0, 1_000, 10)
 
-    without = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
+    ratio_only = engine.judge(
+        [ratio_metric(baseline, canary, pass_absolute_tolerance=0.0)], JudgeSettings()
+    )
+    default = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
     allowed = engine.judge(
         [ratio_metric(baseline, canary, absolute_tolerance=0.001)], JudgeSettings()
     )
 
-    assert without.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
+    assert ratio_only.decision is Decision.INCONCLUSIVE  # a ratio of 0/0 proves nothing
+    assert "neither the PASS nor the FAIL boundary" in ratio_only.metrics[0].reason
+    assert default.decision is Decision.PASS  # 0 errors in 10,000 rule out 0.05 points
     assert allowed.decision is Decision.PASS
 
 
@@ -261,3 +266,87 @@ def test_each_metric_is_finished_at_its_own_holm_level() -> None:
     for data, classified in zip(metrics, found, strict=True):
         alone = classify.compare(data, alpha=classified.alpha, beta=0.05)
         assert classified.comparison == alone
+
+
+# --- the gate opens: the two-margin rule's acceptance cases (issue: two margins) ----------
+
+#: Prometheus' default buckets (client_golang's ``prometheus.DefBuckets``).
+DEFAULT_BUCKETS = np.array([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, np.inf])
+
+
+def _latency_histograms(seed: int, *, median: float, sigma: float) -> HistogramSeries:
+    rng = np.random.default_rng(seed)
+    samples = [rng.lognormal(np.log(median), sigma, 1_000) for _ in range(10)]
+    return traffic.histograms(samples, DEFAULT_BUCKETS)
+
+
+def _values(samples: np.ndarray, other: np.ndarray) -> MetricData:
+    settings = MetricSettings(name="errors-per-pod", kind=MetricKind.VALUES)
+    return MetricData(settings, samples, other)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        pytest.param(_values(np.zeros(60), np.zeros(60)), id="all-zero-values"),
+        pytest.param(
+            ratio_metric(traffic.fixed_counts(10, 10_000, 10), traffic.fixed_counts(0.5, 500, 10)),
+            id="0.1%-errors-5000-canary-requests",
+        ),
+        pytest.param(
+            histogram_metric(
+                _latency_histograms(1, median=0.1, sigma=0.6),
+                _latency_histograms(2, median=0.1, sigma=0.6),
+            ),
+            id="healthy-p99-default-buckets",
+        ),
+        pytest.param(
+            ratio_metric(
+                traffic.fixed_counts(0, 20_000, 10),
+                traffic.fixed_counts(0, 2_000, 10),
+                objective=0.999,
+            ),
+            id="zero-errors-with-objective",
+        ),
+    ],
+)
+def test_healthy_canaries_pass(metric: MetricData) -> None:
+    verdict = engine.judge([metric], JudgeSettings())
+    assert verdict.decision is Decision.PASS, verdict.metrics[0].reason
+    assert "inside the PASS boundary" in verdict.metrics[0].reason
+
+
+def test_five_times_the_errors_still_fail() -> None:
+    verdict = engine.judge(
+        [ratio_metric(traffic.fixed_counts(10, 10_000, 10), traffic.fixed_counts(2.5, 500, 10))],
+        JudgeSettings(),
+    )
+    assert verdict.decision is Decision.FAIL
+
+
+def test_a_tail_the_buckets_cannot_resolve_says_so_instead_of_passing() -> None:
+    # histogram_quantile puts p99 near 0.3 s (in bucket 0.25-0.5): 1.5x is 0.45 s, and the
+    # bound at or below it (0.25 s) lies below the p99.
+    found = engine.judge(
+        [
+            histogram_metric(
+                _latency_histograms(3, median=0.1, sigma=0.41),
+                _latency_histograms(4, median=0.1, sigma=0.41),
+            )
+        ],
+        JudgeSettings(),
+    )
+    assert found.decision is Decision.INCONCLUSIVE
+    assert "cannot show the canary inside it" in found.metrics[0].reason
+
+
+def test_explicit_pass_margins_move_the_pass_boundary() -> None:
+    baseline, canary = traffic.fixed_counts(20, 10_000, 10), traffic.fixed_counts(3, 1_000, 10)
+    loose = engine.judge([ratio_metric(baseline, canary)], JudgeSettings())
+    strict = engine.judge(
+        [ratio_metric(baseline, canary, pass_tolerance=0.2, pass_absolute_tolerance=0.0)],
+        JudgeSettings(),
+    )
+    assert loose.decision is Decision.PASS  # 1.5x the baseline: inside 2x + 0.05 points
+    assert strict.decision is Decision.INCONCLUSIVE  # 1.5x cannot be shown below 1.2x
+    assert "promoted only below +20%" in strict.metrics[0].reason

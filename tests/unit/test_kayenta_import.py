@@ -77,3 +77,21 @@ def test_a_config_with_nothing_to_carry_over_is_bad_input() -> None:
         convert_text("{")
     with pytest.raises(InvalidArgument, match="canary config object"):
         convert_text(json.dumps([1]))
+
+
+def test_default_mode_carries_the_effect_sizes_over_as_the_two_boundaries() -> None:
+    conversion = convert_text(EXAMPLE.read_text(), mode="DEFAULT")
+    spec = load_spec(conversion.yaml())
+    assert spec.mode == "DEFAULT"
+    errors, cpu = (spec.settings(m) for m in spec.metrics)
+    # allowedIncrease 1.1: a significant increase of up to 10 % still passes in Kayenta.
+    assert errors.tolerance == pytest.approx(0.1)
+    assert errors.pass_margin.relative == 0.5  # VALUES' default PASS boundary
+    assert errors.kayenta.allowed_increase == 1.0  # no Kayenta options in default mode
+    assert cpu.tolerance == 0.2 and cpu.pass_tolerance == 0.5
+    assert any("PASS boundary" in note for note in conversion.messages)
+
+
+def test_an_unknown_mode_is_bad_input_naming_the_modes() -> None:
+    with pytest.raises(InvalidArgument, match="KAYENTA, DEFAULT"):
+        convert_text(EXAMPLE.read_text(), mode="kayenta")
