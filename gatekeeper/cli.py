@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import NoReturn
 
 from controller import cli as controller_cli
-from gatekeeper import demo, engine, kayenta_import, preflight, wire
+from gatekeeper import demo, engine, inputs, kayenta_import, preflight, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient, Security
 from gatekeeper.errors import GatekeeperError, InvalidArgument, PermanentError
+from gatekeeper.inputs import InputLimits
+from gatekeeper.limits import DEFAULT_MAX_METRICS
 from gatekeeper.present import compare_verdicts, comparison_table, verdict_table
 from gatekeeper.replay import command as replay_command
 from gatekeeper.server import analysis as analysis_limits
@@ -53,18 +55,32 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def read_request(path: Path) -> pb.JudgeRequest:
-    """Read a JudgeRequest file (protobuf JSON mapping)."""
+def read_request(path: Path, limits: InputLimits | None = None) -> pb.JudgeRequest:
+    """Read a JudgeRequest file (protobuf JSON mapping), bounded in size and waiting time
+    (:mod:`gatekeeper.inputs`); running out of memory on it is bad input too."""
+    limits = limits or InputLimits()
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = inputs.read_bounded(
+            path, max_bytes=limits.max_bytes, timeout_seconds=limits.timeout_seconds
+        )
+        return wire.parse_judge_request(data.decode("utf-8"), json=True)
+    except UnicodeDecodeError as exc:
         raise InvalidArgument.single("FILE", f"cannot read {path}: {exc}") from None
-    return wire.parse_judge_request(text, json=True)
+    except MemoryError:
+        raise InvalidArgument.single(
+            "FILE", f"{path} does not fit in memory once decoded; see --max-input-bytes"
+        ) from None
 
 
-def judge_file(path: Path) -> pb.Verdict:
+def _input_limits(args: argparse.Namespace) -> InputLimits:
+    if args.max_input_bytes < 1 or not args.read_timeout > 0:
+        raise UsageError("--max-input-bytes and --read-timeout must be > 0")
+    return InputLimits(max_bytes=args.max_input_bytes, timeout_seconds=args.read_timeout)
+
+
+def judge_file(path: Path, limits: InputLimits | None = None) -> pb.Verdict:
     """Judge a JudgeRequest file (protobuf JSON mapping) in this process."""
-    judged = wire.judge_input(read_request(path))
+    judged = wire.judge_input(read_request(path, limits))
     return wire.verdict_message(engine.judge(judged.metrics, judged.settings))
 
 
@@ -81,7 +97,7 @@ def _security(args: argparse.Namespace) -> Security:
 
 def judge_remote(path: Path, args: argparse.Namespace) -> pb.Verdict:
     """Judge a JudgeRequest file on the server at ``args.server``."""
-    request = read_request(path)
+    request = read_request(path, _input_limits(args))
     with GatekeeperClient(args.server, timeout=args.timeout, security=_security(args)) as client:
         return client.judge(request)
 
@@ -96,15 +112,20 @@ def _print_verdict(verdict: pb.Verdict, output: str) -> None:
 def _cmd_judge(args: argparse.Namespace) -> int:
     path = Path(args.file)
     if args.compare:
-        return _compare(path, args.output)
-    verdict = judge_file(path) if args.server is None else judge_remote(path, args)
+        return _compare(path, args.output, _input_limits(args))
+    if args.server is None:
+        verdict = judge_file(path, _input_limits(args))
+    else:
+        verdict = judge_remote(path, args)
     _print_verdict(verdict, args.output)
     return EXIT_CODES[verdict.decision]
 
 
-def judge_both_modes(path: Path) -> tuple[pb.Verdict, pb.Verdict]:
+def judge_both_modes(
+    path: Path, limits: InputLimits | None = None
+) -> tuple[pb.Verdict, pb.Verdict]:
     """The request judged in the default mode and in KAYENTA mode."""
-    request = read_request(path)
+    request = read_request(path, limits)
     verdicts = []
     for mode in (pb.JUDGE_MODE_DEFAULT, pb.JUDGE_MODE_KAYENTA):
         request.mode = mode
@@ -113,9 +134,9 @@ def judge_both_modes(path: Path) -> tuple[pb.Verdict, pb.Verdict]:
     return verdicts[0], verdicts[1]
 
 
-def _compare(path: Path, output: str) -> int:
+def _compare(path: Path, output: str, limits: InputLimits) -> int:
     """``judge --compare``: both modes, metric by metric; exit code of the default mode."""
-    ours, theirs = judge_both_modes(path)
+    ours, theirs = judge_both_modes(path, limits)
     if output == "json":
         print(
             json.dumps(
@@ -276,6 +297,7 @@ def _server_config(args: argparse.Namespace) -> app.ServerConfig:
         max_message_bytes=args.max_message_bytes,
         workers=args.workers,
         inline_max_points=args.inline_max_points,
+        max_metrics=args.max_metrics,
         tls_cert=_optional_path(args.tls_cert),
         tls_key=_optional_path(args.tls_key),
         tls_client_ca=_optional_path(args.tls_client_ca),
@@ -344,6 +366,12 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         type=int,
         default=DEFAULT_INLINE_MAX_POINTS,
         help="requests up to this many data points are judged without the process pool",
+    )
+    serve.add_argument(
+        "--max-metrics",
+        type=int,
+        default=DEFAULT_MAX_METRICS,
+        help="metrics one Judge request may carry; more is INVALID_ARGUMENT",
     )
     serve.add_argument("--tls-cert", metavar="PEM", help="server certificate chain")
     serve.add_argument("--tls-key", metavar="PEM", help="server private key")
@@ -467,6 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--compare",
         action="store_true",
         help="judge in the default and in KAYENTA mode and show where they differ",
+    )
+    judge.add_argument(
+        "--max-input-bytes",
+        type=int,
+        default=inputs.DEFAULT_MAX_INPUT_BYTES,
+        help="refuse a FILE larger than this (exit 4)",
+    )
+    judge.add_argument(
+        "--read-timeout",
+        type=float,
+        default=inputs.DEFAULT_READ_TIMEOUT_SECONDS,
+        help="seconds to wait for data from a FIFO or pipe (exit 4 after)",
     )
     _add_judge_client_flags(judge)
     judge.set_defaults(run=_cmd_judge)

@@ -24,7 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from gatekeeper.errors import FieldViolation, InvalidArgument
+from gatekeeper import limits
+from gatekeeper.errors import FieldViolation, InvalidArgument, collect
 from gatekeeper.sources import queries
 from gatekeeper.stats import model
 from gatekeeper.stats.results import Direction, MetricKind
@@ -149,10 +150,11 @@ class MetricSpec(_Strict):
                     f"{role} uses unknown placeholder(s) {', '.join(sorted(unknown))}; allowed: "
                     f"{', '.join(sorted(queries.PLACEHOLDERS))}"
                 )
-            if not used & {"selector", "matchers"}:
+            live = queries.placeholders(queries.without_comments(custom[role]))
+            if not live & {"selector", "matchers"}:
                 raise ValueError(
-                    f"{role} must select the side with {{{{selector}}}}: without it baseline and "
-                    "canary render to the same query"
+                    f"{role} must select the side with {{{{selector}}}} (outside a comment): "
+                    "without it baseline and canary render to the same query"
                 )
         return self
 
@@ -258,7 +260,7 @@ class AnalysisSpec(_Strict):
         """The judge's settings for one metric."""
         direction = metric.direction or ("EITHER" if self.mode == "KAYENTA" else "INCREASE")
         return model.MetricSettings(
-            name=metric.name,
+            name=limits.normalized_name(metric.name),
             kind=self.kind_of(metric),
             direction=Direction(direction),
             tolerance=metric.tolerance,
@@ -343,9 +345,32 @@ def load_spec(text: str, *, field: str = "spec", queries: bool = True) -> Analys
         raw: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidArgument.single(field, f"not YAML or JSON: {exc}") from None
+    except RecursionError:
+        raise _too_deep(field) from None
     if not isinstance(raw, dict):
         raise InvalidArgument.single(field, "must be a mapping with provider, interval and metrics")
     try:
-        return AnalysisSpec.model_validate(raw, context={"queries": queries})
+        spec = AnalysisSpec.model_validate(raw, context={"queries": queries})
     except ValidationError as exc:
         raise InvalidArgument(_violations(exc)) from None
+    except RecursionError:
+        raise _too_deep(field) from None
+    collect(_hostile(spec))
+    return spec
+
+
+def _too_deep(field: str) -> InvalidArgument:
+    return InvalidArgument.single(
+        field, "is nested too deeply to be an analysis spec (mappings and lists a few levels deep)"
+    )
+
+
+def _hostile(spec: AnalysisSpec) -> list[FieldViolation]:
+    """The rules of :mod:`gatekeeper.limits` on a spec: metric names and weights."""
+    found = limits.check_names("metrics[{index}].name", [m.name for m in spec.metrics])
+    for index, metric in enumerate(spec.metrics):
+        found += limits.check_weight(f"metrics[{index}].weight", metric.weight)
+        found += limits.check_group(f"metrics[{index}].group", metric.group)
+    for group, weight in spec.group_weights.items():
+        found += limits.check_weight(f"group_weights[{group!r}]", weight)
+    return found

@@ -20,6 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import DecodeError
 
+from gatekeeper import limits
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import FieldViolation, InvalidArgument, collect
 from gatekeeper.stats.model import (
@@ -369,7 +370,7 @@ def _settings(
     if kind is None or direction is None or nan is None or outliers is None:
         return None
     return MetricSettings(
-        name=config.name,
+        name=limits.normalized_name(config.name),
         kind=kind,
         direction=direction,
         tolerance=tolerance,
@@ -424,15 +425,11 @@ def _pass_margins(
 
 
 def _metric(
-    check: _Checker, index: int, metric: pb.Metric, seen: set[str], mode: JudgeMode | None
+    check: _Checker, index: int, metric: pb.Metric, mode: JudgeMode | None
 ) -> MetricData | None:
     field = f"metrics[{index}]"
-    name = metric.config.name
-    if not name.strip():
+    if not metric.config.name.strip():
         check.add(f"{field}.config.name", "is required (a non-empty metric name)")
-    elif name in seen:
-        check.add(f"{field}.config.name", f"duplicate metric name {name!r}; names must be unique")
-    seen.add(name)
     settings = _settings(check, f"{field}.config", metric.config, mode)
     if settings is None:
         return None
@@ -458,17 +455,51 @@ def _metric(
     return MetricData(settings=settings, baseline=baseline, canary=canary)
 
 
-def judge_input(request: pb.JudgeRequest) -> JudgeInput:
-    """Validate a JudgeRequest into the domain, or raise :class:`InvalidArgument`."""
+def judge_input(
+    request: pb.JudgeRequest, *, max_metrics: int = limits.DEFAULT_MAX_METRICS
+) -> JudgeInput:
+    """Validate a JudgeRequest into the domain, or raise :class:`InvalidArgument`.
+
+    More than ``max_metrics`` metrics is refused before anything else is looked at.
+    """
+    collect(limits.check_metric_count("metrics", len(request.metrics), max_metrics))
     check = _Checker()
     if not request.metrics:
         check.add("metrics", "at least one metric is required")
-    seen: set[str] = set()
+    check.violations.extend(_hostile(request))
     mode = check.enum("mode", request.mode, MODES, pb.JudgeMode.DESCRIPTOR)
-    metrics = [_metric(check, i, m, seen, mode) for i, m in enumerate(request.metrics)]
+    metrics = [_metric(check, i, m, mode) for i, m in enumerate(request.metrics)]
     settings = _judge_settings(check, request, mode or JudgeMode.DEFAULT)
     collect(check.violations)
     return JudgeInput(tuple(m for m in metrics if m is not None), settings)
+
+
+def _hostile(request: pb.JudgeRequest) -> list[FieldViolation]:
+    """The rules of :mod:`gatekeeper.limits`: names, weights, magnitudes, cumulative buckets."""
+    found = limits.check_names(
+        "metrics[{index}].config.name", [m.config.name for m in request.metrics]
+    )
+    for group, weight in request.group_weights.items():
+        found += limits.check_weight(f"group_weights[{group!r}]", weight)
+    for index, metric in enumerate(request.metrics):
+        field = f"metrics[{index}]"
+        if metric.config.HasField("weight"):
+            found += limits.check_weight(f"{field}.config.weight", metric.config.weight)
+        found += limits.check_group(f"{field}.config.group", metric.config.group)
+        for side in ("baseline", "canary"):
+            series: pb.Series = getattr(metric, side)
+            if series.values:
+                found += limits.check_values(
+                    f"{field}.{side}", np.asarray(series.values, dtype=float)
+                )
+            for at, histogram in enumerate(series.histograms):
+                found += limits.check_cumulative(
+                    f"{field}.{side}.histograms[{at}]",
+                    np.asarray(histogram.counts, dtype=float),
+                    np.asarray(histogram.upper_bounds, dtype=float),
+                    interval=at,
+                )
+    return found
 
 
 def _judge_settings(check: _Checker, request: pb.JudgeRequest, mode: JudgeMode) -> JudgeSettings:

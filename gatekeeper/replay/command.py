@@ -23,11 +23,11 @@ from typing import Any
 
 from gatekeeper import engine
 from gatekeeper.errors import InvalidArgument
-from gatekeeper.replay import labelled_command
+from gatekeeper.replay import bounds, labelled_command
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.replay.html import write_page
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
-from gatekeeper.sources.recorded import parse_time, read_recorded
+from gatekeeper.sources.recorded import RecordedRollout, parse_time, read_recorded
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec, parse_duration
 from gatekeeper.stats.results import Decision
 
@@ -79,6 +79,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
     )
     parser.add_argument("--start", metavar="T", help="analysis start (RFC 3339 or epoch s)")
     parser.add_argument("--end", metavar="T", help="analysis end (RFC 3339 or epoch s)")
+    parser.add_argument(
+        "--max-window",
+        default=f"{bounds.DEFAULT_MAX_WINDOW_SECONDS / 86_400:.0f}d",
+        help="longest window to replay (default 7d); a longer one is bad input",
+    )
     remote = parser.add_argument_group("a historic window from Prometheus")
     remote.add_argument("--prometheus", metavar="URL", help="Prometheus HTTP API base URL")
     remote.add_argument("--baseline", metavar="SEL", help='label matchers, e.g. track="stable"')
@@ -121,10 +126,13 @@ def _replay(args: argparse.Namespace) -> Replay:
     interval = _duration(args.interval) if args.interval else None
     start = _time("--start", args.start)
     end = _time("--end", args.end)
+    limit = _duration(args.max_window, field="--max-window")
     if not remote:
+        rollout = _read(args.file)
+        bounds.check_recorded(rollout, start=start, end=end, limit=limit)
         return replay_recorded(
             spec,
-            read_recorded(args.file),
+            rollout,
             interval_seconds=interval,
             start=start,
             end=end,
@@ -132,6 +140,7 @@ def _replay(args: argparse.Namespace) -> Replay:
             bad_metric=_bad_metric(spec, args.bad_metric),
         )
     assert start is not None and end is not None
+    bounds.check_span(start=start, end=end, limit=limit)
     source = PrometheusSource(args.prometheus, PrometheusOptions(timeout_seconds=args.timeout))
     try:
         return replay_source(
@@ -146,6 +155,14 @@ def _replay(args: argparse.Namespace) -> Replay:
         )
     finally:
         source.close()
+
+
+def _read(path: str) -> RecordedRollout:
+    """The recorded rollout; one that does not fit in memory is bad input (exit 4)."""
+    try:
+        return read_recorded(path)
+    except MemoryError:
+        raise InvalidArgument.single("FILE", f"{path} does not fit in memory") from None
 
 
 def _check_labelled_flags(args: argparse.Namespace) -> None:
@@ -185,13 +202,13 @@ def _spec(path: Path, *, queries: bool) -> AnalysisSpec:
     return load_spec(text, field="--spec", queries=queries)
 
 
-def _duration(text: str) -> float:
+def _duration(text: str, *, field: str = "--interval") -> float:
     try:
         seconds = parse_duration(text)
     except ValueError as exc:
-        raise InvalidArgument.single("--interval", str(exc)) from None
+        raise InvalidArgument.single(field, str(exc)) from None
     if seconds <= 0:
-        raise InvalidArgument.single("--interval", "must be longer than 0s")
+        raise InvalidArgument.single(field, "must be longer than 0s")
     return seconds
 
 

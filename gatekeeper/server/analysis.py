@@ -23,6 +23,7 @@ from pathlib import Path
 from gatekeeper import engine, preflight, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import FailedPrecondition, FieldViolation, InvalidArgument, collect
+from gatekeeper.sources import queries
 from gatekeeper.sources.base import BatchSource, MetricSource, Window
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec
 from gatekeeper.stats.model import LookPosition, MetricData
@@ -106,10 +107,7 @@ class AnalysisService:
         if request.spec_name:
             found = self.specs.get(request.spec_name)
             if found is None:
-                allowed = ", ".join(sorted(self.specs)) or "none (start the server with --spec-dir)"
-                raise InvalidArgument.single(
-                    "spec_name", f"unknown spec {request.spec_name!r}; allowed: {allowed}"
-                )
+                raise _unknown_spec(request.spec_name)
             return found
         if not request.spec.strip():
             raise InvalidArgument.single(
@@ -180,6 +178,7 @@ class AnalysisService:
             if not getattr(request, name).strip()
             and not (request.preflight and name == "canary_selector")
         )
+        _distinct_sides(request)
         return engine.Sides(
             baseline=request.baseline_selector, canary=request.canary_selector or ""
         )
@@ -368,6 +367,32 @@ def fetch_budget(time_remaining: float | None) -> float | None:
         return None
     margin = min(ANSWER_MARGIN_SECONDS, ANSWER_MARGIN_SHARE * time_remaining)
     return max(0.0, time_remaining - margin)
+
+
+def _unknown_spec(name: str) -> InvalidArgument:
+    """An unknown ``spec_name``: named (shortened), without listing the served specs, which
+    are the operator's business, not every caller's."""
+    shown = name if len(name) <= 100 else name[:100] + "..."
+    return InvalidArgument.single(
+        "spec_name",
+        f"unknown spec {shown!r}: allowed are the names of the specs in the server's "
+        "--spec-dir (file stems); ask its operator",
+    )
+
+
+def _distinct_sides(request: pb.AnalyzeRequest) -> None:
+    """Refuse a canary selector that selects what the baseline's does (the same matchers,
+    repeated or reordered): the canary would be judged against itself."""
+    if request.preflight or not request.canary_selector.strip():
+        return
+    if queries.matcher_set(request.canary_selector) == queries.matcher_set(
+        request.baseline_selector
+    ):
+        raise InvalidArgument.single(
+            "canary_selector",
+            "selects the same series as baseline_selector (the same label matchers); "
+            'allowed: matchers that tell the canary from the baseline, e.g. version="v2"',
+        )
 
 
 def parse_analyze_request(data: bytes) -> pb.AnalyzeRequest:

@@ -27,6 +27,7 @@ from grpc_reflection.v1alpha import reflection
 
 from gatekeeper.engine import DataSource, PromQLData
 from gatekeeper.errors import FailedPrecondition
+from gatekeeper.limits import DEFAULT_MAX_METRICS
 from gatekeeper.server import flagger, kayenta_remote
 from gatekeeper.server import http as http_routes
 from gatekeeper.server.analysis import (
@@ -78,6 +79,7 @@ class ServerConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     workers: int | None = None
     inline_max_points: int = DEFAULT_INLINE_MAX_POINTS
+    max_metrics: int = DEFAULT_MAX_METRICS
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
@@ -201,7 +203,7 @@ class RunningServer:
         if self.http is not None:
             await self.http.close()
         await self.server.stop(max(0.0, deadline - time.monotonic()))
-        await self.judging.close()
+        await self.judging.close(max(0.0, deadline - time.monotonic()))
         if self.endpoint is not None:
             self.endpoint.close()
 
@@ -281,6 +283,7 @@ async def start(
         judging = Judging(
             workers=default_workers() if config.workers is None else config.workers,
             inline_max_points=config.inline_max_points,
+            max_metrics=config.max_metrics,
             contention=partial(observing.arrived, "Judge"),
             on_abandoned=metrics.abandon,
             on_dispatched=metrics.dispatched,

@@ -59,10 +59,19 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger [request id] message key=value ...``."""
+    """``time level logger [request id] message key=value ...``.
+
+    One line per record (a traceback follows on its own lines): line breaks in the message,
+    which may quote a caller's text, are escaped, so that no caller can forge a log line.
+    """
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        """The head line, with ``\\n`` and ``\\r`` in the message escaped."""
+        line = super().formatMessage(record)
+        return line.replace("\r", "\\r").replace("\n", "\\n")
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record``, its fields appended as ``key=value``."""

@@ -33,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
+from gatekeeper import limits
 from gatekeeper.errors import DeadlineExceeded, Unavailable
 from gatekeeper.server import worker
 from gatekeeper.server.worker import HEADER, Judged, Rejected
@@ -189,6 +190,8 @@ class WorkerPool:
         Requests one worker may hold (judged one after the other), >= 1.
     on_capacity : callable, optional
         Told the number of live workers whenever it changes.
+    max_metrics : int
+        Metrics a request may carry (checked in the worker, which decodes it).
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class WorkerPool:
         on_abandoned: AbandonedHook,
         depth: int = DEFAULT_DEPTH,
         on_capacity: CapacityHook | None = None,
+        max_metrics: int = limits.DEFAULT_MAX_METRICS,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers!r}")
@@ -205,6 +209,7 @@ class WorkerPool:
             raise ValueError(f"depth must be >= 1, got {depth!r}")
         self.workers = workers
         self.depth = depth
+        self.max_metrics = max_metrics
         self._on_abandoned = on_abandoned
         self._on_capacity = on_capacity or (lambda _live: None)
         self._context = multiprocessing.get_context("forkserver")
@@ -245,7 +250,10 @@ class WorkerPool:
     async def _start_one(self) -> _Worker:
         ours, theirs = socket.socketpair()
         process = self._context.Process(
-            target=worker.serve, args=(theirs, os.getpid()), daemon=True, name="gatekeeper-judge"
+            target=worker.serve,
+            args=(theirs, os.getpid(), self.max_metrics),
+            daemon=True,
+            name="gatekeeper-judge",
         )
         process.start()
         theirs.close()
@@ -366,19 +374,30 @@ class WorkerPool:
             if not waiter.done():
                 waiter.set_exception(error)
 
-    async def close(self) -> None:
-        """Stop: waiting callers get :class:`Unavailable`, running judgements finish."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop: waiting callers get :class:`Unavailable`, running judgements finish.
+
+        With a ``timeout``, judgements still running after that many seconds are failed
+        with :class:`Unavailable` and their workers killed, so that shutdown keeps to its
+        grace whatever the request.
+        """
         self._closing = True
         self._refuse_waiting(Unavailable("the server is shutting down"))
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(0.0, timeout)
         running = [answer for one in self._all for answer in one.answers]
         if running:
-            await asyncio.wait(running)
+            await asyncio.wait(running, timeout=None if deadline is None else timeout)
         for one in list(self._all):
             one.close()  # EOF: the worker's loop ends
         for one in list(self._all):
-            if not await exited(one.process, STOP_SECONDS):
+            left = STOP_SECONDS if deadline is None else deadline - loop.time()
+            if left <= 0 or not await exited(one.process, min(STOP_SECONDS, left)):
                 one.process.kill()
                 await exited(one.process, STOP_SECONDS)
+            for pending in one.answers:
+                if not pending.done():
+                    pending.set_exception(Unavailable("the server is shutting down"))
         for task in list(self._tasks):
             task.cancel()
         self._all.clear()

@@ -91,9 +91,8 @@ class GatekeeperServicer:
         decision = pb.Decision.Name(verdict.decision).removeprefix("DECISION_")
         self._metrics.verdicts.labels(decision=decision).inc()
         log.info(
-            "analysis verdict %s: %s",
+            "analysis verdict %s",  # the summary once, as a field (never twice)
             decision,
-            verdict.summary,
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": decision,
@@ -132,9 +131,8 @@ class GatekeeperServicer:
         self._metrics.verdicts.labels(decision=judged.decision).inc()
         self._metrics.judge_seconds.observe(judged.judge_seconds)
         log.info(
-            "verdict %s: %s",
+            "verdict %s",  # the summary once, as a field (never twice)
             judged.decision,
-            judged.summary,
             extra={
                 "request_id": REQUEST_ID.get(),
                 "decision": judged.decision,

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from gatekeeper import engine, wire
+from gatekeeper import engine, limits, wire
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.errors import (
     DeadlineExceeded,
@@ -109,20 +109,24 @@ def data_points(request: pb.JudgeRequest) -> int:
     return total
 
 
-def judge_request(request: pb.JudgeRequest) -> Judged:
+def judge_request(
+    request: pb.JudgeRequest, *, max_metrics: int = limits.DEFAULT_MAX_METRICS
+) -> Judged:
     """Validate, judge and encode; domain errors are raised.
 
     Parameters
     ----------
     request : JudgeRequest
         A decoded request (not yet validated).
+    max_metrics : int
+        More metrics than this is INVALID_ARGUMENT (``--max-metrics``).
 
     Returns
     -------
     Judged
         The encoded verdict and its decision, summary and score.
     """
-    judged = wire.judge_input(request)
+    judged = wire.judge_input(request, max_metrics=max_metrics)
     start = time.perf_counter()
     verdict = engine.judge(judged.metrics, judged.settings)
     elapsed = time.perf_counter() - start
@@ -135,13 +139,15 @@ def judge_request(request: pb.JudgeRequest) -> Judged:
     )
 
 
-def judge_bytes(data: bytes) -> Judged | Rejected:
+def judge_bytes(data: bytes, *, max_metrics: int = limits.DEFAULT_MAX_METRICS) -> Judged | Rejected:
     """Pool entry point: decode, validate, judge and encode one request.
 
     Parameters
     ----------
     data : bytes
         A JudgeRequest in the protobuf binary encoding.
+    max_metrics : int
+        More metrics than this is INVALID_ARGUMENT (``--max-metrics``).
 
     Returns
     -------
@@ -150,7 +156,8 @@ def judge_bytes(data: bytes) -> Judged | Rejected:
         (the pool carries it to the server, which answers INTERNAL).
     """
     try:
-        return judge_request(wire.parse_judge_request(data, json=False))
+        request = wire.parse_judge_request(data, json=False)
+        return judge_request(request, max_metrics=max_metrics)
     except GatekeeperError as error:
         return Rejected.of(error)
 
@@ -176,7 +183,9 @@ def _exit_with(server_pid: int) -> None:
     os._exit(1)
 
 
-def serve(connection: socket.socket, server_pid: int) -> None:
+def serve(
+    connection: socket.socket, server_pid: int, max_metrics: int = limits.DEFAULT_MAX_METRICS
+) -> None:
     """Pool worker main loop (:mod:`gatekeeper.server.pool`): greet, then judge frames.
 
     Each request is a 4-byte big-endian length and a JudgeRequest; each answer a length
@@ -195,7 +204,7 @@ def serve(connection: socket.socket, server_pid: int) -> None:
         if len(data) < size:
             break
         try:
-            answer: Judged | Rejected = judge_bytes(data)
+            answer: Judged | Rejected = judge_bytes(data, max_metrics=max_metrics)
         except Exception as error:  # carried to the server, which logs it
             answer = Rejected(kind="Internal", message=f"{type(error).__name__}: {error}")
         _send(connection, answer)

@@ -4,6 +4,7 @@ Scoring follows Kayenta's weighted-sum scorer: within a group each metric counts
 weight and scores 100 when it PASSes; the total is the weighted mean of the group scores.
 The decision then applies, in order:
 
+0. no metric that decides (every one dry-run) -> INCONCLUSIVE, whatever the thresholds;
 1. a critical metric that regressed (HIGH/LOW) -> FAIL;
 2. a score below ``marginal_score`` even if every undecided metric passed -> FAIL;
 3. a metric whose data could not be had (ERROR) -> ERROR (never a promotion);
@@ -11,6 +12,7 @@ The decision then applies, in order:
 5. score >= ``pass_score`` -> PASS, otherwise INCONCLUSIVE (marginal).
 
 Missing data is therefore never a silent PASS. Dry-run metrics are reported, never scored.
+A summary names at most :data:`SUMMARY_NAMES` metrics of a kind and counts the others.
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def decide(
 ) -> tuple[Decision, str]:
     """The decision and one sentence why (rules in the module docstring)."""
     live = [r for r in results if not r.dry_run]
+    if not live:  # nothing decides: whatever the thresholds, no data is never a PASS
+        return Decision.INCONCLUSIVE, "every metric is dry-run: none of them decides"
     critical = [r for r in live if r.critical and r.outcome.is_regression]
     if critical:
         return Decision.FAIL, f"critical metric {_list(critical)}: {critical[0].reason}"
@@ -112,8 +116,15 @@ def decide(
     )
 
 
+#: Metrics a summary names; the rest are counted ("and 995 more"), so that the summary of
+#: a request with many metrics stays one sentence.
+SUMMARY_NAMES = 5
+
+
 def _list(results: Sequence[MetricResult]) -> str:
-    return ", ".join(f"{r.name} ({r.outcome.value})" for r in results) or "none"
+    named = ", ".join(f"{r.name} ({r.outcome.value})" for r in results[:SUMMARY_NAMES])
+    more = len(results) - SUMMARY_NAMES
+    return (f"{named} and {more} more" if more > 0 else named) or "none"
 
 
 def reason(classified: Classified, data: MetricData) -> str:

@@ -143,7 +143,8 @@ def test_error_is_a_non_2xx_that_argo_counts_as_an_error(
     assert answer.status == 503
     assert answer.json()["decision"] == "DECISION_ERROR"
     bad = measure(down, "no-such-spec")
-    assert bad.status == 400 and "allowed: errors, healthy, quiet, tail" in bad.body.decode()
+    assert bad.status == 400 and "unknown spec 'no-such-spec'" in bad.body.decode()
+    assert "healthy" not in bad.body.decode()  # served specs are not listed to any caller
 
 
 def test_analyze_over_http_is_analyze_over_grpc(

@@ -6,6 +6,7 @@ empty and long series, unknown enum values and duplicate names, and throws rando
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import grpc
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from gatekeeper.api.v1 import gatekeeper_pb2 as pb
 from gatekeeper.client import GatekeeperClient
+from gatekeeper.limits import DEFAULT_MAX_METRICS
 from tests.integration.grpc_server import ServerThread, judge_request
 
 JUDGE = "/gatekeeper.api.v1.Gatekeeper/Judge"
@@ -37,7 +39,22 @@ numbers = st.one_of(
 )
 counts = st.integers(-5, 10**6).map(float) | numbers
 enum_numbers = st.integers(-2, 5)
-names = st.sampled_from(["", " ", "errors", "latency", "errors", "ü\u0000", "x" * 300])
+names = st.sampled_from(
+    [
+        "",
+        " ",
+        "errors",
+        "latency",
+        "errors",
+        "ü\u0000",
+        "x" * 300,
+        "caf\u00e9",
+        "cafe\u0301",  # the same name once NFC-normalised
+        "err\u200bors",  # "errors" with a zero-width space
+        "a\nINFO forged",
+        "\u200b",
+    ]
+)
 
 
 @st.composite
@@ -54,6 +71,14 @@ def series(draw: st.DrawFn) -> pb.Series:
         bounds = draw(st.lists(numbers, min_size=0, max_size=6))
         if draw(st.booleans()):
             bounds = [0.1, 0.5, 1.0, float("inf")]
+        if draw(st.booleans()):  # per-bucket counts sent as if cumulative, or cumulative
+            for _ in range(min(length, 30)):
+                buckets = draw(st.lists(counts, min_size=len(bounds), max_size=len(bounds)))
+                sorted_ = draw(st.booleans()) and all(math.isfinite(c) for c in buckets)
+                message.histograms.add(
+                    upper_bounds=bounds, counts=sorted(buckets) if sorted_ else buckets
+                )
+            return message
         for _ in range(min(length, 30)):
             size = len(bounds) + draw(st.integers(-1, 1))
             message.histograms.add(
@@ -138,6 +163,16 @@ def test_empty_huge_and_oversized_series(
     request_: pb.JudgeRequest,
 ) -> None:
     assert code_of(judge, request_.SerializeToString()) in ALLOWED
+
+
+@pytest.mark.parametrize("extra", [-1, 0, 1])
+def test_requests_at_the_metric_limit(
+    judge: grpc.UnaryUnaryMultiCallable,  # type: ignore[type-arg]
+    extra: int,
+) -> None:
+    request = judge_request(kind="ratio", metrics=DEFAULT_MAX_METRICS + extra, points=1)
+    expected = grpc.StatusCode.INVALID_ARGUMENT if extra > 0 else grpc.StatusCode.OK
+    assert code_of(judge, request.SerializeToString()) is expected
 
 
 def test_the_server_answers_after_the_fuzzing(grpc_server: ServerThread) -> None:

@@ -86,6 +86,66 @@ def placeholders(query: str) -> set[str]:
     return set(_PLACEHOLDER.findall(query))
 
 
+def without_comments(query: str) -> str:
+    """``query`` with its PromQL comments (``#`` to the end of the line) removed.
+
+    A ``#`` inside a string literal (double, single or back quotes; backslash escapes in
+    the first two) is text, not a comment.
+    """
+    kept: list[str] = []
+    quote = ""
+    index = 0
+    while index < len(query):
+        char = query[index]
+        if quote:
+            kept.append(char)
+            if char == "\\" and quote != "`" and index + 1 < len(query):
+                kept.append(query[index + 1])
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char == "#":
+            end = query.find("\n", index)
+            index = len(query) if end < 0 else end
+            continue
+        else:
+            kept.append(char)
+            if char in "\"'`":
+                quote = char
+        index += 1
+    return "".join(kept)
+
+
+def matcher_set(selector: str) -> frozenset[str]:
+    """The label matchers of a selector as a set, whitespace outside strings removed.
+
+    ``version="v1"``, ``version = "v1",`` and ``version="v1",version="v1"`` are one set:
+    they select the same series.
+    """
+    matchers: set[str] = set()
+    current: list[str] = []
+    quote = ""
+    escaped = False
+    for char in selector:
+        if quote:
+            current.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote != "`":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char == ",":
+            matchers.add("".join(current))
+            current = []
+        elif not char.isspace():
+            current.append(char)
+            if char in "\"'`":
+                quote = char
+    matchers.add("".join(current))
+    return frozenset(m for m in matchers if m)
+
+
 def escape_string(value: str) -> str:
     """Escape a value for a double-quoted PromQL string literal."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
