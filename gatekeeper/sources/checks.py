@@ -6,7 +6,8 @@ counters is refused here, so that unusable data never turns into zero errors and
 
 - **unusable counts**: a bad-event, total or bucket value that is NaN, infinite, negative, or
   beyond :data:`MAX_COUNT` per interval makes that metric ERROR, naming the side, the query
-  and the first bad point (by time);
+  and the first bad point (by time); so does a VALUES sample beyond
+  :data:`gatekeeper.limits.MAX_VALUE_MAGNITUDE`, which the judge's statistics cannot hold;
 - **invisible errors**: a bad-event query without series means zero bad events (sparse
   errors look so), unless the side's total series lack the label the bad query's matcher
   tests (``code=~"5.."`` on series without ``code``): then a probe, the bad query with each
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gatekeeper.limits import MAX_VALUE_MAGNITUDE
 from gatekeeper.sources.base import RangeSeries
 
 #: Counts per interval beyond this are not plausible (a million requests a second for
@@ -46,23 +48,44 @@ def unusable_counts(
     queries : mapping
         The side's rendered queries by role.
     """
-    for role in COUNT_ROLES:
-        first: tuple[float, float, dict[str, str]] | None = None
-        for item in results.get(role, ()):
-            bad = ~np.isfinite(item.values) | (item.values < 0) | (item.values > MAX_COUNT)
-            if bad.any():
-                k = int(np.argmax(bad))
-                if first is None or item.times[k] < first[0]:
-                    first = (float(item.times[k]), float(item.values[k]), item.labels)
+    for role in (*COUNT_ROLES, "query"):
+        first = _first_bad(role, results.get(role, ()))
         if first is not None:
             stamp, value, labels = first
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+            allowed = (
+                f"samples must lie within [-{MAX_VALUE_MAGNITUDE:g}, {MAX_VALUE_MAGNITUDE:g}]"
+                if role == "query"
+                else f"counts must be finite, >= 0 and at most {MAX_COUNT:g} per interval"
+            )
             return (
                 f"unusable {side} data: the {role} query answered {value!r} at {when} "
-                f"(series {labels or '{}'}); counts must be finite, >= 0 and at most "
-                f"{MAX_COUNT:g} per interval [query: {queries[role]}]"
+                f"(series {labels or '{}'}); {allowed} [query: {queries[role]}]"
             )
     return None
+
+
+def _first_bad(
+    role: str, answer: Sequence[RangeSeries]
+) -> tuple[float, float, dict[str, str]] | None:
+    """The earliest unusable point of one role's series: (time, value, labels), or None.
+
+    Counts must be finite, >= 0 and at most :data:`MAX_COUNT`; VALUES samples (role
+    ``query``; infinities there are missing points) at most :data:`MAX_VALUE_MAGNITUDE`
+    in size, so that no statistic overflows.
+    """
+    first: tuple[float, float, dict[str, str]] | None = None
+    for item in answer:
+        values = item.values
+        if role == "query":
+            bad = np.isfinite(values) & (np.abs(values) > MAX_VALUE_MAGNITUDE)
+        else:
+            bad = ~np.isfinite(values) | (values < 0) | (values > MAX_COUNT)
+        if bad.any():
+            k = int(np.argmax(bad))
+            if first is None or item.times[k] < first[0]:
+                first = (float(item.times[k]), float(values[k]), item.labels)
+    return first
 
 
 def visibility_probe(bad: str, total: str) -> tuple[str, tuple[str, ...]] | None:

@@ -250,3 +250,24 @@ def test_cli_analyze_on_a_trickling_source_exits_3_within_its_deadline(tmp_path:
     assert "ERROR" in done.stdout
     assert "did not answer within" in done.stdout
     assert elapsed < 3 + 20  # the deadline, plus the interpreter's start (a shared CI core)
+
+
+def test_fetched_values_beyond_the_statistics_range_are_an_error_not_internal() -> None:
+    """VALUES of 1e308 against -1e308 from the source: the metric is ERROR naming the side."""
+    spec = load_spec(
+        "provider: generic\nservice: shop\ninterval: 30s\nmetrics:\n"
+        "  - name: cpu\n    kind: VALUES\n"
+        "    query: 'sum by (pod) (rate(cpu_seconds_total{ {{selector}} }[{{interval}}]))'\n"
+    )
+
+    def reply(query: str) -> Reply:
+        value = 1e308 if 'track="canary"' in query else -1e308
+        return Reply(matrix(WINDOW, ({"pod": "a"}, [value] * N)))
+
+    with endpoint(reply) as prometheus:
+        source = PrometheusSource(prometheus.url, FAST)
+        verdict = engine.analyze(spec, data=engine.PromQLData(source), sides=SIDES, window=WINDOW)
+    assert verdict.decision is Decision.ERROR
+    (metric,) = verdict.metrics
+    assert metric.outcome is Outcome.ERROR
+    assert "unusable baseline data" in metric.reason and "1e+100" in metric.reason
