@@ -33,6 +33,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from gatekeeper.errors import FieldViolation, InvalidArgument
+from gatekeeper.limits import MAX_VALUE_MAGNITUDE
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.checks import MAX_COUNT
 from gatekeeper.stats.model import (
@@ -289,8 +290,12 @@ def _check_values(parsed: _Parsed, kinds: ObjectArray, problems: _Problems) -> N
         lambda r: f"bad {num['bad'][r]:g} > total {num['total'][r]:g}",
     )
     problems.add(
-        (kinds == MetricKind.VALUES) & np.isinf(num["value"]),
-        lambda r: f"value: must be finite or NaN, got {num['value'][r]:g}",
+        (kinds == MetricKind.VALUES)
+        & (np.isinf(num["value"]) | (np.abs(num["value"]) > MAX_VALUE_MAGNITUDE)),
+        lambda r: (
+            f"value: must be NaN or finite within [-{MAX_VALUE_MAGNITUDE:g}, "
+            f"{MAX_VALUE_MAGNITUDE:g}], got {num['value'][r]:g}"
+        ),
     )
 
 

@@ -108,7 +108,7 @@ def test_bad_rows_are_reported_with_their_line_numbers(tmp_path: Path) -> None:
     assert "mixes the data columns" in found["line 11"]
     assert "no data" in found["line 12"]
     assert "le: not a bucket bound ('fast'); allowed: a number or +Inf" in found["line 13"]
-    assert "value: must be finite or NaN" in found["line 14"]
+    assert "value: must be NaN or finite within" in found["line 14"]
 
 
 def test_histogram_intervals_are_checked_as_a_whole(tmp_path: Path) -> None:
@@ -259,3 +259,17 @@ def test_window_defaults_cover_the_recording() -> None:
     assert window.points == 2  # whole looks up to the last row
     explicit = from_table(table).window(interval_seconds=30, start=T0 + 30, end=T0 + 90)
     assert (explicit.start, explicit.points) == (T0 + 30, 2)
+
+
+def test_values_beyond_the_statistics_range_are_bad_rows_not_internal_errors(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text(
+        "time,side,metric,bad,total,value,le,count\n"
+        "2024-05-01T14:01:00Z,baseline,cpu,,,-1e308,,\n"
+        "2024-05-01T14:01:00Z,canary,cpu,,,1e308,,\n"
+    )
+    with pytest.raises(InvalidArgument) as raised:
+        read_recorded(path)
+    assert "line 3: value: must be NaN or finite within [-1e+100, 1e+100]" in str(raised.value)
