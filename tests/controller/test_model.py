@@ -308,7 +308,7 @@ def test_step_analysis_inherits_spec_analysis() -> None:
         4,
         30.0,
     )
-    assert first.max_extra_looks == 4 and first.on_inconclusive == "rollback"
+    assert first.max_extra_looks == 4 and first.on_inconclusive == "pause"
     assert (second.spec, second.spec_name, second.looks) == ("metrics: []", None, 8)
 
 
