@@ -588,6 +588,7 @@ def _step(reader: _Reader, analysis_defaults: Mapping[str, Any]) -> Step | None:
 def _check_sequence(steps: Sequence[Step | None], spec: CanarySpec, problems: list[str]) -> None:
     """Rules across steps: header routes, the router's abilities, a dedicated baseline."""
     header_from: int | None = None
+    analysis_from: int | None = None
     for index, step in enumerate(steps):
         path = f"spec.steps[{index}]"
         if isinstance(step, SetHeaderRoute):
@@ -596,14 +597,22 @@ def _check_sequence(steps: Sequence[Step | None], spec: CanarySpec, problems: li
                     f"{path}.setHeaderRoute: router {spec.router.type!r} cannot route by "
                     "header; header routes need gatewayAPI, istio or memory"
                 )
+            if step.match and analysis_from is not None:
+                problems.append(
+                    f"{path}.setHeaderRoute: after the analysis of steps[{analysis_from}]; "
+                    "a rollout's analysis is one window from its first analysis step, so "
+                    "header routes (QA traffic) must come before every analysis step"
+                )
             header_from = index if step.match else None
-        elif isinstance(step, Analysis) and header_from is not None:
+        if isinstance(step, Analysis) and analysis_from is None:
+            analysis_from = index
+        if isinstance(step, Analysis) and header_from is not None:
             problems.append(
                 f"{path}.analysis: the header route of steps[{header_from}] is still active; "
                 "analysis runs only without a header route so QA traffic is never judged: "
                 "add a step `setHeaderRoute: {}` before it"
             )
-        elif isinstance(step, SetWeight) and spec.dedicated_baseline and step.weight > 50:
+        if isinstance(step, SetWeight) and spec.dedicated_baseline and step.weight > 50:
             problems.append(
                 f"{path}.setWeight: with baseline dedicated the canary and the baseline get "
                 f"the same weight, so at most 50, got {step.weight}"

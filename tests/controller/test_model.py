@@ -250,6 +250,16 @@ BASE = {"targetRef": {"name": "app"}, "router": {"type": "memory"}}
         ),
         (
             {
+                "steps": [
+                    {"analysis": {"specName": "a"}},
+                    {"setHeaderRoute": {"match": [{"name": "x", "exact": "qa"}]}},
+                ]
+            },
+            "spec.steps[1].setHeaderRoute: after the analysis of steps[0]; a rollout's "
+            "analysis is one window",
+        ),
+        (
+            {
                 "router": {"type": "smi"},
                 "steps": [{"setHeaderRoute": {"match": [{"name": "x", "exact": "qa"}]}}],
             },
