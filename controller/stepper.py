@@ -17,9 +17,13 @@ or a rollback -> ``Failed``. Decisions that never promote on doubt:
   within ``progressDeadlineSeconds``: roll back at once.
 - ERROR verdicts or an unreachable gatekeeper: ask the same look again after a backoff
   (10 s, 20 s, ... up to the interval); roll back after ``consecutiveErrorLimit`` in a row.
-- INCONCLUSIVE at the last planned look: ``onInconclusive`` (extend up to
-  ``maxExtraLooks``, then roll back; roll back; or pause for a human).
-- INCONCLUSIVE before it, with a LoadHint and an analysis ``loadTest``: a load test sized by
+- One analysis per rollout (:mod:`controller.plan`): the looks of all analysis steps are
+  numbered across the rollout over one cumulative window from the first analysis step's
+  start. PASS ends an analysis step; the plan's end needs a PASS to promote.
+- INCONCLUSIVE at an intermediate step's last look: the next step. At the final step's:
+  hold the weight for ``maxExtraLooks`` more looks, then ``onInconclusive`` (pause for a
+  human, the default, whose resume looks on; roll back; or extend by ``maxExtraLooks``).
+- INCONCLUSIVE with looks left, a LoadHint and an analysis ``loadTest``: a load test sized by
   the hint within the caps (:class:`RunLoadTest`, once per decision, none while one runs).
   Looks go on while it runs, so a canary that fails under load is rolled back at the first
   look that shows it; when it finished (:class:`LoadTestFinished`) the next look is due at
