@@ -61,6 +61,7 @@ def open_step(state: AnalysisState, *, origin: float) -> AnalysisState:
         retry_at=None,
         granted_looks=0,
         held=False,
+        passed=False,  # a PASS counts for the step it was given in
     )
 
 

@@ -718,6 +718,14 @@ ROLLOUT = [
         actions=IN_FLIGHT,
     ),
     Case(
+        "an earlier step's PASS does not carry into the next analysis step",
+        R_SPEC,
+        rolling(3, weight=50, analysis=replace(CLOSED, passed=True)),
+        seen(weights=Weights(canary=50)),
+        now=AT_50,
+        expect={"analysis": second_step(3).analysis},
+    ),
+    Case(
         "FAIL at a later step's look rolls back",
         R_SPEC,
         second_step(4),
