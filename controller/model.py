@@ -162,7 +162,7 @@ class LoadTest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Analysis:
-    """Ask the gatekeeper for a verdict every interval, up to ``looks`` looks.
+    """Ask the gatekeeper for a verdict every interval: this step's part of the rollout's analysis.
 
     Attributes
     ----------
@@ -172,7 +172,7 @@ class Analysis:
     interval_seconds : float
         Spacing of the looks (and of the data points).
     looks : int
-        Looks planned; ``Look.planned`` of every call.
+        This step's looks; ``Look.planned`` is their sum over the plan's analysis steps.
     warmup_seconds : float
         From the moment the router confirms the weight to the window's start; only the
         rollout's first analysis step has it (later steps extend the same window).
