@@ -619,6 +619,26 @@ def _check_sequence(steps: Sequence[Step | None], spec: CanarySpec, problems: li
             )
 
 
+#: Analysis fields that only the final analysis step uses (the end of the rollout's analysis).
+FINAL_ONLY = ("onInconclusive", "maxExtraLooks")
+
+
+def _check_final_only(
+    items: Sequence[_Reader], steps: Sequence[Step | None], problems: list[str]
+) -> None:
+    """An earlier analysis step that sets a field only the final one uses is a spec error."""
+    analyses = [i for i, step in enumerate(steps) if isinstance(step, Analysis)]
+    for index in analyses[:-1]:
+        own = items[index].data.get("analysis")
+        for key in FINAL_ONLY:
+            if isinstance(own, Mapping) and key in own:
+                problems.append(
+                    f"spec.steps[{index}].analysis.{key}: applies only to the final analysis "
+                    f"step (steps[{analyses[-1]}]); an earlier one ends after its looks "
+                    "without FAIL, or at PASS: set it there or in spec.analysis"
+                )
+
+
 def parse_spec(raw: object, *, name: str) -> CanarySpec:
     """Parse and validate a Canary's ``spec``.
 
@@ -677,8 +697,10 @@ def parse_spec(raw: object, *, name: str) -> CanarySpec:
             reader.integer("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS, low=1)
         ),
     )
-    steps = [_step(item, analysis_defaults.data) for item in reader.items("steps")]
+    items = reader.items("steps")
+    steps = [_step(item, analysis_defaults.data) for item in items]
     _check_sequence(steps, spec, problems)
+    _check_final_only(items, steps, problems)
     if problems:
         raise SpecError(problems)
     return replace(spec, steps=tuple(s for s in steps if s is not None))

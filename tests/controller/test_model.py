@@ -260,6 +260,16 @@ BASE = {"targetRef": {"name": "app"}, "router": {"type": "memory"}}
         ),
         (
             {
+                "steps": [
+                    {"analysis": {"specName": "a", "maxExtraLooks": 3}},
+                    {"analysis": {"specName": "a", "onInconclusive": "rollback"}},
+                ]
+            },
+            "spec.steps[0].analysis.maxExtraLooks: applies only to the final analysis step "
+            "(steps[1])",
+        ),
+        (
+            {
                 "router": {"type": "smi"},
                 "steps": [{"setHeaderRoute": {"match": [{"name": "x", "exact": "qa"}]}}],
             },
