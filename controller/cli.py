@@ -1,7 +1,7 @@
 """``gatekeeper controller run | status | promote | abort | resume``.
 
 ``run`` starts the controller. The others act on one Canary: ``status`` prints where it
-is; ``resume`` passes a manual gate (or a pause after an inconclusive analysis),
+is; ``resume`` passes a manual gate (after an inconclusive pause: looks on),
 ``promote`` skips to full promotion, ``abort`` rolls back. Interventions are requests in
 the annotation ``gatekeeper.dev/request: VERB/ID``; the controller carries each out once
 and records its id in ``status.handledRequest``.
@@ -257,7 +257,7 @@ def register(subparsers: Any) -> None:
     status.add_argument("--output", choices=("table", "json"), default="table")
     status.set_defaults(run=cmd_status)
     helps = {
-        "resume": "pass a manual gate (or an inconclusive pause)",
+        "resume": "pass a manual gate (or look on after an inconclusive pause)",
         "promote": "skip the remaining steps: promote now",
         "abort": "roll back now",
     }

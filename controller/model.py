@@ -36,7 +36,7 @@ DEFAULT_PROGRESS_DEADLINE_SECONDS = 600
 DEFAULT_INTERVAL_SECONDS = 60.0
 DEFAULT_LOOKS = 10
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 3
-DEFAULT_ON_INCONCLUSIVE = "rollback"
+DEFAULT_ON_INCONCLUSIVE = "pause"
 DEFAULT_LOAD_TEST_IMAGE = "williamyeh/hey:latest"
 #: hey's ``-q`` is a rate per worker: ``{{rpsPerWorker}}`` x ``{{concurrency}}`` = ``{{rps}}``.
 DEFAULT_LOAD_TEST_COMMAND = (
@@ -162,7 +162,7 @@ class LoadTest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Analysis:
-    """Ask the gatekeeper for a verdict every interval, up to ``looks`` looks.
+    """Ask the gatekeeper for a verdict every interval: this step's part of the rollout's analysis.
 
     Attributes
     ----------
@@ -172,14 +172,17 @@ class Analysis:
     interval_seconds : float
         Spacing of the looks (and of the data points).
     looks : int
-        Looks planned; ``Look.planned`` of every call.
+        This step's looks; ``Look.planned`` is their sum over the plan's analysis steps.
     warmup_seconds : float
-        From the moment the router confirms the weight to the window's start.
+        From the moment the router confirms the weight to the window's start; only the
+        rollout's first analysis step has it (later steps extend the same window).
     on_inconclusive : str
-        At the last planned look still INCONCLUSIVE: ``extend`` (look on, up to
-        ``max_extra_looks`` more), ``rollback`` or ``pause`` (a human decides).
+        The final analysis step still INCONCLUSIVE after its extra looks: ``pause`` (a
+        human decides; the default), ``rollback``, or ``extend`` (look on, another
+        ``max_extra_looks`` at a time, until PASS, FAIL or a human).
     max_extra_looks : int
-        Looks beyond ``looks`` with ``extend``; still INCONCLUSIVE then is a rollback.
+        Looks the final analysis step takes beyond ``looks``, holding its weight, while
+        INCONCLUSIVE.
     consecutive_error_limit : int
         ERROR verdicts or an unreachable gatekeeper this many times in a row roll back.
     baseline_selector, canary_selector : str
@@ -585,6 +588,7 @@ def _step(reader: _Reader, analysis_defaults: Mapping[str, Any]) -> Step | None:
 def _check_sequence(steps: Sequence[Step | None], spec: CanarySpec, problems: list[str]) -> None:
     """Rules across steps: header routes, the router's abilities, a dedicated baseline."""
     header_from: int | None = None
+    analysis_from: int | None = None
     for index, step in enumerate(steps):
         path = f"spec.steps[{index}]"
         if isinstance(step, SetHeaderRoute):
@@ -593,18 +597,46 @@ def _check_sequence(steps: Sequence[Step | None], spec: CanarySpec, problems: li
                     f"{path}.setHeaderRoute: router {spec.router.type!r} cannot route by "
                     "header; header routes need gatewayAPI, istio or memory"
                 )
+            if step.match and analysis_from is not None:
+                problems.append(
+                    f"{path}.setHeaderRoute: after the analysis of steps[{analysis_from}]; "
+                    "a rollout's analysis is one window from its first analysis step, so "
+                    "header routes (QA traffic) must come before every analysis step"
+                )
             header_from = index if step.match else None
-        elif isinstance(step, Analysis) and header_from is not None:
+        if isinstance(step, Analysis) and analysis_from is None:
+            analysis_from = index
+        if isinstance(step, Analysis) and header_from is not None:
             problems.append(
                 f"{path}.analysis: the header route of steps[{header_from}] is still active; "
                 "analysis runs only without a header route so QA traffic is never judged: "
                 "add a step `setHeaderRoute: {}` before it"
             )
-        elif isinstance(step, SetWeight) and spec.dedicated_baseline and step.weight > 50:
+        if isinstance(step, SetWeight) and spec.dedicated_baseline and step.weight > 50:
             problems.append(
                 f"{path}.setWeight: with baseline dedicated the canary and the baseline get "
                 f"the same weight, so at most 50, got {step.weight}"
             )
+
+
+#: Analysis fields that only the final analysis step uses (the end of the rollout's analysis).
+FINAL_ONLY = ("onInconclusive", "maxExtraLooks")
+
+
+def _check_final_only(
+    items: Sequence[_Reader], steps: Sequence[Step | None], problems: list[str]
+) -> None:
+    """An earlier analysis step that sets a field only the final one uses is a spec error."""
+    analyses = [i for i, step in enumerate(steps) if isinstance(step, Analysis)]
+    for index in analyses[:-1]:
+        own = items[index].data.get("analysis")
+        for key in FINAL_ONLY:
+            if isinstance(own, Mapping) and key in own:
+                problems.append(
+                    f"spec.steps[{index}].analysis.{key}: applies only to the final analysis "
+                    f"step (steps[{analyses[-1]}]); an earlier one ends after its looks "
+                    "without FAIL, or at PASS: set it there or in spec.analysis"
+                )
 
 
 def parse_spec(raw: object, *, name: str) -> CanarySpec:
@@ -665,8 +697,10 @@ def parse_spec(raw: object, *, name: str) -> CanarySpec:
             reader.integer("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE_SECONDS, low=1)
         ),
     )
-    steps = [_step(item, analysis_defaults.data) for item in reader.items("steps")]
+    items = reader.items("steps")
+    steps = [_step(item, analysis_defaults.data) for item in items]
     _check_sequence(steps, spec, problems)
+    _check_final_only(items, steps, problems)
     if problems:
         raise SpecError(problems)
     return replace(spec, steps=tuple(s for s in steps if s is not None))
@@ -699,22 +733,36 @@ class Phase(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AnalysisState:
-    """The running analysis of the current step.
+    """The rollout's one analysis, across its analysis steps (see :mod:`controller.plan`).
 
     Attributes
     ----------
     start : float
-        The window's start (epoch seconds): the weight's confirmation plus the warm-up.
+        The window's start (epoch seconds): the first analysis step's weight confirmation
+        plus its warm-up. Every look judges ``[start, end]``, whatever its step.
     looks_taken : int
-        Index of the last look asked for (0: none yet); the next is due at
-        ``start + (looks_taken + 1) * interval`` or later.
+        Rollout-level index of the last look asked for (0: none yet).
     consecutive_errors : int
         ERROR verdicts or unreachable gatekeeper in a row.
     offset_seconds : float
-        Shift of the look schedule: looks are held while a load test runs, and the first
-        look after it is due at once (look k is due at ``start + offset + k * interval``).
+        Shift of the current step's look schedule: looks are held while a load test runs,
+        and the first look after it is due at once.
     retry_at : float, optional
         After an ERROR: when the same look is asked again (backoff); None: on schedule.
+    looks_before_step : int
+        Looks taken before the current analysis step; its look k (1-based) is due at
+        ``step_origin + offset + k * interval``.
+    step_origin : float, optional
+        When the current step's schedule starts (None: ``start``, the first step).
+    step_open : bool
+        False between analysis steps: the next analysis step opens its schedule.
+    granted_looks : int
+        Looks granted beyond the final step's ``looks + maxExtraLooks`` (a resume after an
+        INCONCLUSIVE pause, or ``onInconclusive: extend``).
+    held : bool
+        Paused by ``onInconclusive: pause``: a resume looks on instead of moving on.
+    passed : bool
+        The last verdict was PASS: the only way to promotion.
     """
 
     start: float
@@ -722,6 +770,12 @@ class AnalysisState:
     consecutive_errors: int = 0
     offset_seconds: float = 0.0
     retry_at: float | None = None
+    looks_before_step: int = 0
+    step_origin: float | None = None
+    step_open: bool = True
+    granted_looks: int = 0
+    held: bool = False
+    passed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -842,6 +896,12 @@ def status_to_dict(status: Status) -> dict[str, Any]:
             "consecutiveErrors": analysis.consecutive_errors,
             "offsetSeconds": analysis.offset_seconds,
             "retryAt": to_rfc3339(analysis.retry_at),
+            "looksBeforeStep": analysis.looks_before_step,
+            "stepOrigin": to_rfc3339(analysis.step_origin),
+            "stepOpen": analysis.step_open,
+            "grantedLooks": analysis.granted_looks,
+            "held": analysis.held,
+            "passed": analysis.passed,
         },
         "lastDecision": status.last_decision or None,
         "lastSummary": status.last_summary or None,
@@ -931,6 +991,12 @@ def status_from_dict(raw: object) -> Status:
             consecutive_errors=_int(raw_analysis.get("consecutiveErrors")),
             offset_seconds=_number(raw_analysis.get("offsetSeconds")),
             retry_at=from_rfc3339(raw_analysis.get("retryAt")),
+            looks_before_step=_int(raw_analysis.get("looksBeforeStep")),
+            step_origin=from_rfc3339(raw_analysis.get("stepOrigin")),
+            step_open=raw_analysis.get("stepOpen") is not False,
+            granted_looks=_int(raw_analysis.get("grantedLooks")),
+            held=raw_analysis.get("held") is True,
+            passed=raw_analysis.get("passed") is True,
         )
     routes = data.get("headerRoute") or []
     header_route = tuple(

@@ -17,9 +17,13 @@ or a rollback -> ``Failed``. Decisions that never promote on doubt:
   within ``progressDeadlineSeconds``: roll back at once.
 - ERROR verdicts or an unreachable gatekeeper: ask the same look again after a backoff
   (10 s, 20 s, ... up to the interval); roll back after ``consecutiveErrorLimit`` in a row.
-- INCONCLUSIVE at the last planned look: ``onInconclusive`` (extend up to
-  ``maxExtraLooks``, then roll back; roll back; or pause for a human).
-- INCONCLUSIVE before it, with a LoadHint and an analysis ``loadTest``: a load test sized by
+- One analysis per rollout (:mod:`controller.plan`): the looks of all analysis steps are
+  numbered across the rollout over one cumulative window from the first analysis step's
+  start. PASS ends an analysis step; the plan's end needs a PASS to promote.
+- INCONCLUSIVE at an intermediate step's last look: the next step. At the final step's:
+  hold the weight for ``maxExtraLooks`` more looks, then ``onInconclusive`` (pause for a
+  human, the default, whose resume looks on; roll back; or extend by ``maxExtraLooks``).
+- INCONCLUSIVE with looks left, a LoadHint and an analysis ``loadTest``: a load test sized by
   the hint within the caps (:class:`RunLoadTest`, once per decision, none while one runs).
   Looks go on while it runs, so a canary that fails under load is rolled back at the first
   look that shows it; when it finished (:class:`LoadTestFinished`) the next look is due at
@@ -32,6 +36,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from controller import plan
 from controller.model import (
     VERDICTS_KEPT,
     Analysis,
@@ -299,7 +304,7 @@ def advance(
         New status, declarative actions in order, and when to look again.
     """
     if observation.request is not None and observation.request.id != status.handled_request:
-        status = _intervene(status, observation.request)
+        status = _intervene(spec, status, observation.request)
     if status.phase is Phase.INITIALIZING:
         status = _initialize(status, observation)
     elif status.phase.at_rest:
@@ -315,10 +320,17 @@ def advance(
     return Transition(status=status, actions=actions, requeue_at=_requeue_at(spec, status, now))
 
 
-def _intervene(status: Status, request: Intervention) -> Status:
-    """Apply a human's resume, promote or abort; anything else is acknowledged and ignored."""
+def _intervene(spec: CanarySpec, status: Status, request: Intervention) -> Status:
+    """Apply a human's resume, promote or abort; anything else is acknowledged and ignored.
+
+    A resume after an INCONCLUSIVE pause looks on (another ``maxExtraLooks``), never
+    past the analysis: an INCONCLUSIVE canary is only promoted by an explicit promote.
+    """
     status = replace(status, handled_request=request.id)
     in_flight = status.phase in (Phase.PROGRESSING, Phase.PAUSED)
+    held = status.analysis is not None and status.analysis.held
+    if request.verb == "resume" and status.phase is Phase.PAUSED and held:
+        return _grant(spec, replace(status, phase=Phase.PROGRESSING), "resumed on request")
     if request.verb == "resume" and status.phase is Phase.PAUSED:
         return _next_step(replace(status, phase=Phase.PROGRESSING, message="resumed on request"))
     if request.verb == "promote" and in_flight:
@@ -385,13 +397,26 @@ def _rollback(status: Status, reason: str) -> Status:
 
 
 def _next_step(status: Status) -> Status:
+    """On to the next step; the rollout's analysis goes on, its step schedule closed."""
+    analysis = status.analysis
     return replace(
         status,
         step_index=status.step_index + 1,
         step_started_at=None,
-        analysis=None,
+        analysis=None if analysis is None else replace(analysis, step_open=False, held=False),
         load_test=None,
     )
+
+
+def _grant(spec: CanarySpec, status: Status, why: str) -> Status:
+    """The final analysis step may look on: ``maxExtraLooks`` more looks at its weight."""
+    step = spec.steps[status.step_index]
+    analysis = status.analysis
+    if not isinstance(step, Analysis) or analysis is None:
+        return status
+    more = plan.extension(step)
+    analysis = replace(analysis, held=False, granted_looks=analysis.granted_looks + more)
+    return replace(status, analysis=analysis, message=f"{why}: {more} more looks")
 
 
 def _progress(
@@ -423,7 +448,7 @@ def _progress(
         if status.phase is not Phase.PROGRESSING or not ready:
             return status
         if status.step_index >= len(spec.steps):
-            return replace(status, phase=Phase.PROMOTING, message="all steps passed: promoting")
+            return _end_of_plan(spec, status)
         if status.step_started_at is None:
             status = replace(status, step_started_at=now)
         status, done = _run_step(spec, status, seen, now, one_shot)
@@ -431,6 +456,22 @@ def _progress(
             return status
         status = _next_step(status)
     return status
+
+
+def _end_of_plan(spec: CanarySpec, status: Status) -> Status:
+    """Promote after the last step, but only a canary whose analysis reached PASS."""
+    passed = status.analysis is not None and status.analysis.passed
+    if passed or not plan.has_analysis(spec):
+        return replace(
+            status, phase=Phase.PROMOTING, analysis=None, message="all steps passed: promoting"
+        )
+    return replace(
+        status,
+        step_index=len(spec.steps) - 1,
+        phase=Phase.PAUSED,
+        message="not promoted: the analysis never reached PASS (a step was resumed past); "
+        "promote or abort",
+    )
 
 
 def _sizes(spec: CanarySpec, status: Status) -> tuple[int, int]:
@@ -478,7 +519,7 @@ def _run_step(
         return _pause(status, step, now)
     if isinstance(step, LoadTest):
         return _load_step(status, step, now, one_shot)
-    return _analyze(status, step, now, one_shot)
+    return _analyze(spec, status, step, now, one_shot)
 
 
 def _load_step(
@@ -540,32 +581,37 @@ def _pause(status: Status, step: Pause, now: float) -> tuple[Status, bool]:
 
 
 def _analyze(
-    status: Status, step: Analysis, now: float, one_shot: list[Action]
+    spec: CanarySpec, status: Status, step: Analysis, now: float, one_shot: list[Action]
 ) -> tuple[Status, bool]:
+    """Ask the looks due: numbered across the rollout, each over ``[start, end]``."""
     if status.weight_confirmed_at is None:
         return replace(
             status, message=f"waiting for the router to confirm weight {status.weight}"
         ), False
     state = status.analysis
+    changed = max(status.weight_confirmed_at, status.header_route_changed_at or 0.0)
     if state is None:
-        changed = max(status.weight_confirmed_at, status.header_route_changed_at or 0.0)
         state = AnalysisState(start=changed + step.warmup_seconds)
-        status = replace(status, analysis=state)
-    origin = state.start + state.offset_seconds
-    due = math.floor((now - origin) / step.interval_seconds) if now > origin else 0
+    elif not state.step_open:
+        state = plan.open_step(state, origin=max(now, changed))
+    status = replace(status, analysis=state)
+    origin = plan.step_origin(state)
+    local = math.floor((now - origin) / step.interval_seconds) if now > origin else 0
+    due = state.looks_before_step + local
     if state.retry_at is not None:
         if now < state.retry_at:
             return status, False
         due = max(due, state.looks_taken + 1)
+    due = min(due, plan.last_look(spec, status.step_index, state))
     if due > state.looks_taken:
         one_shot.append(
             RequestVerdict(
                 step_index=status.step_index,
                 analysis=step,
                 look=due,
-                planned=step.looks,
+                planned=plan.planned_looks(spec),
                 start=state.start,
-                end=origin + due * step.interval_seconds,
+                end=origin + (due - state.looks_before_step) * step.interval_seconds,
             )
         )
         status = replace(status, analysis=replace(state, looks_taken=due, retry_at=None))
@@ -584,7 +630,7 @@ def _apply_feedback(
         return _load_finished(status, step, feedback, now=now)
     if not isinstance(step, Analysis) or status.analysis is None:
         return status
-    return _judge(status, step, status.analysis, feedback, now=now, one_shot=one_shot)
+    return _judge(spec, status, step, feedback, now=now, one_shot=one_shot)
 
 
 def _paused_by_failure(status: Status, message: str) -> Status:
@@ -611,7 +657,8 @@ def _load_finished(
         return status
     analysis = status.analysis
     # The next look is due at once and covers the whole window, the load test's included.
-    offset = now - analysis.start - (analysis.looks_taken + 1) * step.interval_seconds
+    base = plan.step_origin(replace(analysis, offset_seconds=0.0))
+    offset = now - base - (plan.step_looks(analysis) + 1) * step.interval_seconds
     analysis = replace(analysis, offset_seconds=offset)
     outcome = "finished" if done.succeeded else f"failed ({done.message})"
     return replace(
@@ -637,15 +684,19 @@ def _record(status: Status, verdict: VerdictFeedback) -> Status:
 
 
 def _judge(
+    spec: CanarySpec,
     status: Status,
     step: Analysis,
-    state: AnalysisState,
     verdict: VerdictFeedback,
     *,
     now: float,
     one_shot: list[Action],
 ) -> Status:
     status = _record(status, verdict)
+    state = status.analysis
+    assert state is not None  # checked by the caller
+    state = replace(state, passed=verdict.decision == "PASS")
+    status = replace(status, analysis=state)
     where = f"steps[{status.step_index}] look {verdict.look}"
     if verdict.permanent:
         return _rollback(
@@ -657,7 +708,7 @@ def _judge(
         return _next_step(replace(status, message=f"PASS at {where}: {verdict.summary}"))
     if verdict.decision == "INCONCLUSIVE":
         status = replace(status, analysis=replace(state, consecutive_errors=0, retry_at=None))
-        return _inconclusive(status, step, verdict, where, now=now, one_shot=one_shot)
+        return _inconclusive(spec, status, step, verdict, now=now, one_shot=one_shot)
     return _error(status, step, state, verdict, now=now)
 
 
@@ -693,32 +744,69 @@ def _error(
 
 
 def _inconclusive(
+    spec: CanarySpec,
     status: Status,
     step: Analysis,
     verdict: VerdictFeedback,
-    where: str,
     *,
     now: float,
     one_shot: list[Action],
 ) -> Status:
-    last = step.looks + (step.max_extra_looks if step.on_inconclusive == "extend" else 0)
-    if verdict.look < step.looks or (step.on_inconclusive == "extend" and verdict.look < last):
-        hint = verdict.load_hint
-        if _load_running(status):
-            return replace(status, message=f"INCONCLUSIVE at {where}: looking on under load")
-        if step.load_test is not None and hint is not None and hint.rps > 0 and hint.seconds > 0:
-            load = size_load_test(step.load_test, hint)
-            status = _start_load_test(status, load, look=verdict.look, now=now, one_shot=one_shot)
-            return replace(status, message=f"INCONCLUSIVE at {where}: {status.message}")
-        return replace(status, message=f"INCONCLUSIVE at {where} of {step.looks}: looking on")
+    """Look on while the step has looks left; then move on, or hold and ``onInconclusive``.
+
+    An intermediate analysis step is done after its looks without FAIL; the final one
+    holds its weight for ``maxExtraLooks`` more (load tests sized by the hint), then
+    pauses, rolls back or (``extend``) grants itself another ``maxExtraLooks``.
+    """
+    state = status.analysis
+    assert state is not None  # checked by the caller
+    planned = plan.planned_looks(spec)
+    where = f"steps[{status.step_index}] look {verdict.look} of {planned}"
+    if verdict.look < plan.last_look(spec, status.step_index, state):
+        return _look_on(
+            status, step, verdict, f"INCONCLUSIVE at {where}", now=now, one_shot=one_shot
+        )
+    if not plan.is_final(spec, status.step_index):
+        return _next_step(
+            replace(
+                status,
+                message=f"INCONCLUSIVE at {where}: this step's looks are done "
+                "without FAIL; on to the next step",
+            )
+        )
+    extra = plan.step_looks(state) - step.looks
+    held = f"still INCONCLUSIVE at {where} after {extra} extra looks"
+    if step.on_inconclusive == "extend":
+        return _grant(spec, status, f"{held}: extending (onInconclusive: extend)")
     if step.on_inconclusive == "pause":
         return replace(
             status,
             phase=Phase.PAUSED,
-            message=f"INCONCLUSIVE at {where} of {step.looks}: paused (onInconclusive: pause); "
-            "resume to continue, promote or abort",
+            analysis=replace(state, held=True),
+            message=f"{held}: paused at weight {status.weight} (onInconclusive: pause); "
+            "resume to look on, promote or abort",
         )
-    return _rollback(status, f"still INCONCLUSIVE at {where} of {step.looks}: {verdict.summary}")
+    return _rollback(status, f"{held}: {verdict.summary}")
+
+
+def _look_on(
+    status: Status,
+    step: Analysis,
+    verdict: VerdictFeedback,
+    what: str,
+    *,
+    now: float,
+    one_shot: list[Action],
+) -> Status:
+    """Looks left: go on, with a load test sized by the LoadHint where one is configured."""
+    hint = verdict.load_hint
+    if _load_running(status):
+        return replace(status, message=f"{what}: looking on under load")
+    if step.load_test is not None and hint is not None and hint.rps > 0 and hint.seconds > 0:
+        load = size_load_test(step.load_test, hint)
+        status = _start_load_test(status, load, look=verdict.look, now=now, one_shot=one_shot)
+        return replace(status, message=f"{what}: {status.message}")
+    return replace(status, message=f"{what}: looking on")
 
 
 def _promote(spec: CanarySpec, status: Status, seen: Observation, now: float) -> Status:
@@ -801,11 +889,11 @@ def _requeue_at(spec: CanarySpec, status: Status, now: float) -> float | None:
         times.append(now + RECHECK_SECONDS)  # the load test's Job is polled
     elif isinstance(step, Analysis):
         state = status.analysis
-        if state is None:
+        if state is None or not state.step_open:
             times.append(now + RECHECK_SECONDS)  # waiting for the router's read-back
         elif state.retry_at is not None:
             times.append(state.retry_at)
         else:
-            origin = state.start + state.offset_seconds
-            times.append(origin + (state.looks_taken + 1) * step.interval_seconds)
+            origin = plan.step_origin(state)
+            times.append(origin + (plan.step_looks(state) + 1) * step.interval_seconds)
     return min(times, default=now + RECHECK_SECONDS)

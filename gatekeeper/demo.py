@@ -4,10 +4,11 @@ No cluster, no Prometheus, no network: the real controller stepper walks a Canar
 with the in-memory router; a real gatekeeper gRPC server runs in-process on a free port and
 analyses traffic that :class:`gatekeeper.live.LiveSimulation` generates live from the
 weights the stepper sets. A healthy v2 is promoted; a broken v3 (errors only under load,
-p99 up) is rolled back with no human step. Both start with a quiet 5 % stage where the
-canary sees too little traffic: the verdict asks for load and a simulated load test
-supplies it. Simulated time runs ``speed`` times faster than the wall clock; everything is
-seeded, so every run tells the same story.
+p99 up) is rolled back with no human step. The analysis steps form one analysis per
+rollout. Both start with a quiet 5 % stage where the canary sees too little traffic to
+settle it; at 25 % the verdict asks for load and a simulated load test supplies it.
+Simulated time runs ``speed`` times faster than the wall clock; everything is seeded, so
+every run tells the same story.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class Look:
 
     seconds: float
     step: int
-    look: int
+    look: int  #: counted across the rollout's analysis steps
+    planned: int  #: the looks of the whole plan
     weight: float
     decision: str
     summary: str
@@ -312,13 +314,14 @@ class Rollout:
             seconds=self.clock.now() - self.started,
             step=action.step_index,
             look=action.look,
+            planned=action.planned,
             weight=float(self.router.weights.canary),
             decision=decision,
             summary=verdict.summary,
         )
         self.looks.append(look)
         self.printer.line(f"    look {action.look}/{action.planned} {_short(verdict.summary, 110)}")
-        self.printer.bar(f"step {action.step_index + 1}", action.look, action.planned)
+        self.printer.bar("rollout analysis", action.look, action.planned)
         return analyses.feedback(verdict, action)
 
     def _load(self, *, rps: float, seconds: float, step: int) -> None:

@@ -2,7 +2,8 @@
 
 ::
 
-    gatekeeper replay FILE --spec SPEC [--interval 1m] [--output json|table] [--html PAGE]
+    gatekeeper replay FILE --spec SPEC [--interval 1m] [--steps 5%:2m,25%:5m]
+        [--output json|table] [--html PAGE]
     gatekeeper replay --prometheus URL --spec SPEC --baseline SEL --canary SEL --start T --end T
     gatekeeper replay --labelled INDEX.csv --spec SPEC [--scheduler tcp://HOST:PORT]
 
@@ -10,8 +11,10 @@
 decision's, as ``gatekeeper judge``: 0 PASS, 1 FAIL, 2 INCONCLUSIVE, 3 ERROR (the metric
 source failed), 4 bad input or usage. ``--output json`` prints the summary with the keys
 ``decision``, ``decided_after_seconds``, ``canary_bad_before_decision``, ``looks`` and
-``timeline`` (and a few more). ``--labelled`` evaluates a labelled set instead
-(:mod:`gatekeeper.replay.labelled_command`).
+``timeline`` (and a few more). ``--steps`` gives the rollout's analysis steps (a recorded
+table has no step boundaries): the looks are then numbered across them as the controller's
+one analysis per rollout does (:mod:`gatekeeper.replay.steps`). ``--labelled`` evaluates a
+labelled set instead (:mod:`gatekeeper.replay.labelled_command`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from gatekeeper.errors import InvalidArgument
 from gatekeeper.replay import bounds, labelled_command
 from gatekeeper.replay.core import Replay, bad_metric_of, replay_recorded, replay_source
 from gatekeeper.replay.html import write_page
+from gatekeeper.replay.steps import StepPlan, parse_steps
 from gatekeeper.sources.prometheus import PrometheusOptions, PrometheusSource
 from gatekeeper.sources.recorded import RecordedRollout, parse_time, read_recorded
 from gatekeeper.spec import AnalysisSpec, format_duration, load_spec, parse_duration
@@ -64,6 +68,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> argparse.ArgumentPa
     )
     parser.add_argument("--spec", required=True, metavar="SPEC", help="analysis spec file")
     parser.add_argument("--interval", help="look spacing such as 1m (default: the spec's)")
+    parser.add_argument(
+        "--steps",
+        metavar="PLAN",
+        help="the rollout's analysis steps, WEIGHT%%:DURATION or DURATION, comma-separated "
+        "(e.g. 5%%:2m,25%%:5m,50%%:10m); default: one step over the whole window",
+    )
     parser.add_argument("--output", choices=("json", "table"), default="table")
     parser.add_argument(
         "--every-look", action="store_true", help="replay the looks after the decision too"
@@ -127,6 +137,7 @@ def _replay(args: argparse.Namespace) -> Replay:
     start = _time("--start", args.start)
     end = _time("--end", args.end)
     limit = _duration(args.max_window, field="--max-window")
+    steps = _steps(args.steps, interval or spec.interval_seconds)
     if not remote:
         rollout = _read(args.file)
         bounds.check_recorded(rollout, start=start, end=end, limit=limit)
@@ -138,6 +149,7 @@ def _replay(args: argparse.Namespace) -> Replay:
             end=end,
             every_look=args.every_look,
             bad_metric=_bad_metric(spec, args.bad_metric),
+            steps=steps,
         )
     assert start is not None and end is not None
     bounds.check_span(start=start, end=end, limit=limit)
@@ -152,6 +164,7 @@ def _replay(args: argparse.Namespace) -> Replay:
             interval_seconds=interval,
             every_look=args.every_look,
             bad_metric=_bad_metric(spec, args.bad_metric),
+            steps=steps,
         )
     finally:
         source.close()
@@ -167,7 +180,7 @@ def _read(path: str) -> RecordedRollout:
 
 def _check_labelled_flags(args: argparse.Namespace) -> None:
     others = {"FILE": args.file, "--prometheus": args.prometheus, "--start": args.start}
-    others |= {"--end": args.end, "--bad-metric": args.bad_metric}
+    others |= {"--end": args.end, "--bad-metric": args.bad_metric, "--steps": args.steps}
     given = [flag for flag, value in others.items() if value is not None]
     if args.every_look:
         given.append("--every-look")
@@ -200,6 +213,10 @@ def _spec(path: Path, *, queries: bool) -> AnalysisSpec:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument.single("--spec", f"cannot read {path}: {exc}") from None
     return load_spec(text, field="--spec", queries=queries)
+
+
+def _steps(text: str | None, interval: float) -> StepPlan | None:
+    return None if text is None else parse_steps(text, interval_seconds=interval)
 
 
 def _duration(text: str, *, field: str = "--interval") -> float:
@@ -241,6 +258,7 @@ def _headline(replay: Replay) -> list[str]:
         f"{summary.decision.value} {when} (look {summary.looks} of {summary.planned_looks}, "
         f"every {format_duration(summary.interval_seconds)}): {summary.summary}"
     ]
+    lines.append(f"analysis steps: {replay.steps.origin}")
     if summary.canary_bad_before_decision is not None:
         lines.append(
             f"canary bad events before the decision: {summary.canary_bad_before_decision:,.0f} "
@@ -251,13 +269,14 @@ def _headline(replay: Replay) -> list[str]:
 
 def replay_table(replay: Replay) -> str:
     """The summary and one line per replayed look: decision, score, each metric's outcome."""
-    header = ["look", "elapsed", "decision", "score"]
+    header = ["look", "step", "elapsed", "decision", "score"]
     names = [m.name for m in replay.verdicts[0].metrics] if replay.verdicts else []
     rows = []
     for look, verdict in enumerate(replay.verdicts, start=1):
         mark = "*" if look == replay.summary.looks else ""
         cells = [
             f"{look}{mark}",
+            replay.steps.label(look),
             format_duration(look * replay.summary.interval_seconds),
             verdict.decision.value,
             f"{verdict.score:.0f}",
@@ -270,5 +289,5 @@ def replay_table(replay: Replay) -> str:
     lines.append("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.append("(* the controller's last look)")
+    lines.append("(* the controller's last look; + an extra look past the plan)")
     return "\n".join(line.rstrip() for line in lines)

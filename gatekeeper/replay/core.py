@@ -2,8 +2,10 @@
 
 An analysis looks every interval from its start; look ``k`` of ``n`` judges the cumulative
 data from the start to ``start + k * interval`` with ``Look(k, n)``, through
-:func:`gatekeeper.engine.judge` with the analysis spec's settings. A controller stops at the
-first PASS or FAIL; ``every_look`` replays the remaining looks anyway (for plots), and the
+:func:`gatekeeper.engine.judge` with the analysis spec's settings. The looks run across the
+rollout's analysis steps (:mod:`gatekeeper.replay.steps`; ``n`` is the plan's looks): a
+controller stops at the first FAIL, or at a PASS in the final step (a PASS in an earlier
+step only ends that step); ``every_look`` replays the remaining looks anyway (for plots), and the
 summary still reports where the controller would have stopped. A look whose verdict is
 ERROR (the metric source failed) ends the replay with that decision.
 
@@ -24,15 +26,13 @@ import pandas as pd
 
 from gatekeeper import engine
 from gatekeeper.errors import InvalidArgument
+from gatekeeper.replay.steps import StepPlan, whole_window
 from gatekeeper.sources.base import MetricSource, Window
 from gatekeeper.sources.recorded import Grid, RecordedRollout
 from gatekeeper.spec import AnalysisSpec
 from gatekeeper.stats.model import HistogramSeries, LookPosition, MetricData, RatioSeries
 from gatekeeper.stats.results import Decision, MetricKind, MetricResult, Verdict
 from gatekeeper.stats.tails import histogram_quantile
-
-#: Decisions at which a controller ends an analysis.
-FINAL = (Decision.PASS, Decision.FAIL)
 
 
 class Looks(Protocol):
@@ -92,7 +92,7 @@ class ReplaySummary:
     looks : int
         Looks the controller took (to its decision, or all of them).
     planned_looks : int
-        Looks of the whole window.
+        Looks of the whole plan (of the window without a step plan).
     interval_seconds : float
         Spacing of the looks.
     start : float
@@ -135,7 +135,8 @@ class ReplaySummary:
 class Replay:
     """A replayed analysis: the summary, a timeline of its looks and their verdicts.
 
-    ``timeline`` has one row per replayed look: ``look``, ``time`` (UTC), ``elapsed_seconds``,
+    ``timeline`` has one row per replayed look: ``look``, ``step`` (its analysis step,
+    1-based), ``time`` (UTC), ``elapsed_seconds``,
     ``decision``, ``score``, ``after_decision`` (a look the controller would not have taken),
     ``canary_bad`` and ``canary_requests`` (cumulative, of the summary's ``bad_metric``),
     then per metric ``<name>.outcome``, ``<name>.p_value``, ``<name>.estimate``,
@@ -148,6 +149,7 @@ class Replay:
     verdicts: tuple[Verdict, ...]
     data: tuple[MetricData, ...]
     window: Window
+    steps: StepPlan
 
     def to_json(self, *, timeline: bool = True) -> dict[str, Any]:
         """The summary and (with ``timeline``) every replayed look, JSON-ready (NaN as None)."""
@@ -164,6 +166,11 @@ class Replay:
             "first_fail_seconds": summary.first_fail_seconds,
             "bad_metric": summary.bad_metric,
             "summary": summary.summary,
+            "steps": {
+                "ends": list(self.steps.ends),
+                "weights": list(self.steps.weights),
+                "origin": self.steps.origin,
+            },
         }
         if timeline:
             found["timeline"] = [
@@ -175,6 +182,7 @@ class Replay:
         row = self.timeline.iloc[look - 1]
         return {
             "look": look,
+            "step": self.steps.step_of(look),
             "time": row["time"].isoformat().replace("+00:00", "Z"),
             "elapsed_seconds": float(row["elapsed_seconds"]),
             "decision": verdict.decision.value,
@@ -241,9 +249,17 @@ class _Look:
 
 
 def run(
-    spec: AnalysisSpec, looks: Looks, *, every_look: bool = False, bad_metric: str | None = None
+    spec: AnalysisSpec,
+    looks: Looks,
+    *,
+    every_look: bool = False,
+    bad_metric: str | None = None,
+    steps: StepPlan | None = None,
 ) -> Replay:
-    """Replay ``looks`` with ``spec``, stopping at the first PASS or FAIL unless ``every_look``.
+    """Replay ``looks`` with ``spec`` across ``steps``, stopping where a controller would.
+
+    The controller stops at the first FAIL or at a PASS in the final analysis step;
+    ``every_look`` replays on anyway.
 
     Parameters
     ----------
@@ -255,41 +271,53 @@ def run(
         Replay all looks, also after the controller's decision.
     bad_metric : str or None
         The RATIO metric whose canary bad events are counted (:func:`bad_metric_of`).
+    steps : StepPlan or None
+        The rollout's analysis steps; None: one step over the whole window.
 
     Returns
     -------
     Replay
     """
     window = looks.window
-    planned = window.points
+    plan = steps if steps is not None else whole_window(window.points)
+    planned = plan.planned
     counted = bad_metric_of(spec, bad_metric)
     taken: list[_Look] = []
     decided: int | None = None
     data: list[MetricData] = []
-    for index in range(1, planned + 1):
+    for index in range(1, window.points + 1):
         data = looks.upto(index)
         settings = spec.judge_settings(
             look=LookPosition(index, planned), interval_seconds=window.step
         )
         verdict = engine.judge(data, settings)
         taken.append(_Look(index, verdict, *_canary_counts(data, counted)))
-        if decided is None and verdict.decision in FINAL:
+        ends = verdict.decision is Decision.FAIL or (
+            verdict.decision is Decision.PASS and plan.promotes(index)
+        )
+        if decided is None and ends:
             decided = index
             if not every_look:
                 break
         if verdict.decision is Decision.ERROR:
             break  # the source failed: the rest of the window cannot be judged either
     return Replay(
-        summary=_summary(taken, decided, window=window, bad_metric=counted),
-        timeline=_timeline(taken, decided, window=window),
+        summary=_summary(taken, decided, window=window, bad_metric=counted, planned=planned),
+        timeline=_timeline(taken, decided, window=window, plan=plan),
         verdicts=tuple(look.verdict for look in taken),
         data=tuple(data),
         window=window,
+        steps=plan,
     )
 
 
 def _summary(
-    taken: Sequence[_Look], decided: int | None, *, window: Window, bad_metric: str | None
+    taken: Sequence[_Look],
+    decided: int | None,
+    *,
+    window: Window,
+    bad_metric: str | None,
+    planned: int,
 ) -> ReplaySummary:
     last = taken[decided - 1] if decided is not None else taken[-1]
     fails = [look.index for look in taken if look.verdict.decision is Decision.FAIL]
@@ -297,7 +325,7 @@ def _summary(
     return ReplaySummary(
         decision=last.verdict.decision,
         looks=last.index,
-        planned_looks=window.points,
+        planned_looks=planned,
         interval_seconds=window.step,
         start=window.start,
         decided_after_seconds=None if decided is None else decided * window.step,
@@ -309,12 +337,15 @@ def _summary(
     )
 
 
-def _timeline(taken: Sequence[_Look], decided: int | None, *, window: Window) -> pd.DataFrame:
+def _timeline(
+    taken: Sequence[_Look], decided: int | None, *, window: Window, plan: StepPlan
+) -> pd.DataFrame:
     rows = []
     for look in taken:
         elapsed = look.index * window.step
         row: dict[str, object] = {
             "look": look.index,
+            "step": plan.step_of(look.index),
             "time": pd.Timestamp(window.start + elapsed, unit="s", tz="UTC"),
             "elapsed_seconds": elapsed,
             "decision": look.verdict.decision.value,
@@ -342,6 +373,7 @@ def replay_recorded(
     end: float | None = None,
     every_look: bool = False,
     bad_metric: str | None = None,
+    steps: StepPlan | None = None,
 ) -> Replay:
     """Replay a recorded rollout with ``spec``.
 
@@ -356,7 +388,7 @@ def replay_recorded(
     start, end : float or None
         Unix seconds of the analysis; by default from the first row's interval to the last
         row (:meth:`RecordedRollout.window`).
-    every_look, bad_metric
+    every_look, bad_metric, steps
         As :func:`run`.
 
     Raises
@@ -368,7 +400,7 @@ def replay_recorded(
     window = rollout.window(interval_seconds=interval, start=start, end=end)
     settings = [spec.settings(metric) for metric in spec.metrics]
     looks = RecordedLooks(rollout.grid(settings, window=window))
-    return run(spec, looks, every_look=every_look, bad_metric=bad_metric)
+    return run(spec, looks, every_look=every_look, bad_metric=bad_metric, steps=steps)
 
 
 def replay_source(
@@ -381,11 +413,13 @@ def replay_source(
     interval_seconds: float | None = None,
     every_look: bool = False,
     bad_metric: str | None = None,
+    steps: StepPlan | None = None,
 ) -> Replay:
     """Replay a historic window of a metric source (Prometheus) with ``spec``.
 
     Each look fetches the cumulative window from ``start`` with :func:`engine.fetch`, as
-    Analyze would have at that time; a source failure is that look's ERROR.
+    Analyze would have at that time; a source failure is that look's ERROR. ``steps`` as
+    :func:`run`.
 
     Raises
     ------
@@ -397,7 +431,7 @@ def replay_source(
     interval = interval_seconds or spec.interval_seconds
     window = _whole_window(start, end, interval)
     looks = SourceLooks(spec, source, sides, window)
-    return run(spec, looks, every_look=every_look, bad_metric=bad_metric)
+    return run(spec, looks, every_look=every_look, bad_metric=bad_metric, steps=steps)
 
 
 def _whole_window(start: float, end: float, interval: float) -> Window:

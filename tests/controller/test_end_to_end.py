@@ -121,6 +121,10 @@ def test_a_healthy_version_is_promoted(rig: Rig, live: LiveGatekeeper) -> None:
     history = [w.canary for w in rig.memory.get(NAMESPACE, "podinfo").history]
     assert history == [0, 10, 50, 0]
     assert live.source.canary_requests(since=started) > 0
+    # One analysis per rollout: the 50 % step's looks continue the 10 % step's count.
+    looks = [(v.step_index, v.look) for v in status.verdicts]
+    assert looks[-1][0] == 3 and looks[-1][1] >= 2
+    assert [k for _, k in looks] == sorted({k for _, k in looks})
 
 
 def test_a_broken_version_is_rolled_back_without_a_human(rig: Rig, live: LiveGatekeeper) -> None:

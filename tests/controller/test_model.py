@@ -250,6 +250,26 @@ BASE = {"targetRef": {"name": "app"}, "router": {"type": "memory"}}
         ),
         (
             {
+                "steps": [
+                    {"analysis": {"specName": "a"}},
+                    {"setHeaderRoute": {"match": [{"name": "x", "exact": "qa"}]}},
+                ]
+            },
+            "spec.steps[1].setHeaderRoute: after the analysis of steps[0]; a rollout's "
+            "analysis is one window",
+        ),
+        (
+            {
+                "steps": [
+                    {"analysis": {"specName": "a", "maxExtraLooks": 3}},
+                    {"analysis": {"specName": "a", "onInconclusive": "rollback"}},
+                ]
+            },
+            "spec.steps[0].analysis.maxExtraLooks: applies only to the final analysis step "
+            "(steps[1])",
+        ),
+        (
+            {
                 "router": {"type": "smi"},
                 "steps": [{"setHeaderRoute": {"match": [{"name": "x", "exact": "qa"}]}}],
             },
@@ -308,7 +328,7 @@ def test_step_analysis_inherits_spec_analysis() -> None:
         4,
         30.0,
     )
-    assert first.max_extra_looks == 4 and first.on_inconclusive == "rollback"
+    assert first.max_extra_looks == 4 and first.on_inconclusive == "pause"
     assert (second.spec, second.spec_name, second.looks) == ("metrics: []", None, 8)
 
 

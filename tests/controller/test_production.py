@@ -237,6 +237,72 @@ def test_killed_and_restarted_at_every_step_resumes_without_a_second_job_or_prom
     assert rig.image("podinfo-stable") == NEW
 
 
+class ByLook:
+    """Answers INCONCLUSIVE before rollout-level look ``passes_at``, PASS from it on.
+
+    Records every request's (look, planned, start), whatever crashes re-ask.
+    """
+
+    def __init__(self, passes_at: int) -> None:
+        self.passes_at = passes_at
+        self.asked: list[tuple[int, int, int]] = []
+
+    def analyze(
+        self,
+        request: pb.AnalyzeRequest,
+        *,
+        timeout: float | None = None,
+        request_id: str | None = None,
+    ) -> pb.Verdict:
+        self.asked.append((request.look.index, request.look.planned, request.start.seconds))
+        if request.look.index >= self.passes_at:
+            return passing()
+        return pb.Verdict(decision=pb.DECISION_INCONCLUSIVE, summary="not settled yet")
+
+
+@pytest.mark.parametrize(("period", "offset"), [(2, 0), (3, 1), (5, 3)])
+def test_killed_and_restarted_the_rollout_analysis_goes_on_across_steps(
+    kube: Kube,
+    deployments: DeploymentController,
+    clock: ManualClock,
+    period: int,
+    offset: int,
+) -> None:
+    two = {"specName": "http", "interval": "1m", "looks": 2}
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 10},
+        {"analysis": two},
+        {"setWeight": 50},
+        {"analysis": two},
+    ]
+    gatekeeper = ByLook(passes_at=4)  # steps[1] ends INCONCLUSIVE, steps[3] passes at look 4
+    rig = make_rig(kube, deployments, clock, gatekeeper)
+    start_rollout(rig, steps)
+    crashes = 0
+    for round_ in range(80):
+        crashing: Kube = (
+            CrashingKube(kube, period=period, offset=offset + crashes) if round_ % 2 == 0 else kube
+        )
+        reconciler = Reconciler(
+            kube=crashing, analyzer=gatekeeper, clock=clock, memory=rig.memory, analyze_timeout=2.0
+        )
+        try:
+            reconciler.reconcile(rig.canary())
+        except Crash:
+            crashes += 1
+        deployments.wait_settled()
+        if rig.status().phase in (Phase.SUCCEEDED, Phase.FAILED):
+            break
+        clock.advance(20)
+    assert rig.status().phase is Phase.SUCCEEDED, rig.status()
+    assert crashes >= 2
+    looks = [look for look, _, _ in gatekeeper.asked]
+    # One analysis: looks 1-4 of 4 across both steps, none lost, all over the same window.
+    assert looks == sorted(looks) and set(looks) == {1, 2, 3, 4}
+    assert {planned for _, planned, _ in gatekeeper.asked} == {4}
+    assert len({start for _, _, start in gatekeeper.asked}) == 1
+
+
 def test_gatekeeper_down_bounded_retries_with_backoff_then_rollback(
     kube: Kube, deployments: DeploymentController, clock: ManualClock, hook: Hook
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -16,6 +17,8 @@ from controller.model import (
     Status,
     Weights,
     parse_spec,
+    status_from_dict,
+    status_to_dict,
 )
 from controller.stepper import (
     ActionFailed,
@@ -449,36 +452,41 @@ ANALYSES = [
         expect={"phase": Phase.PROGRESSING, "step_index": 1, "last_decision": "INCONCLUSIVE"},
     ),
     Case(
-        "INCONCLUSIVE at the last planned look, onInconclusive rollback",
+        "INCONCLUSIVE at the last planned look of the final step: hold the weight, look on",
         AN_SPEC,
         analyzing(3),
         seen(weights=Weights(canary=10)),
         now=T0 + 180,
         feedback=verdict("INCONCLUSIVE", look=3, step=1),
+        expect={"phase": Phase.PROGRESSING, "step_index": 1, "weight": 10},
+        message="INCONCLUSIVE at steps[1] look 3 of 3: looking on",
+    ),
+    Case(
+        "still INCONCLUSIVE after maxExtraLooks: paused by default, never promoted",
+        AN_SPEC,
+        analyzing(6),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 360,
+        feedback=verdict("INCONCLUSIVE", look=6, step=1),
+        expect={
+            "phase": Phase.PAUSED,
+            "weight": 10,
+            "analysis": AnalysisState(start=T0, looks_taken=6, held=True),
+        },
+        message="still INCONCLUSIVE at steps[1] look 6 of 3 after 3 extra looks: paused",
+    ),
+    Case(
+        "still INCONCLUSIVE after maxExtraLooks, onInconclusive rollback",
+        spec({"setWeight": 10}, {"analysis": {**ANALYSIS, "onInconclusive": "rollback"}}),
+        analyzing(6),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 360,
+        feedback=verdict("INCONCLUSIVE", look=6, step=1),
         expect={"phase": Phase.FAILED},
-        message="still INCONCLUSIVE at steps[1] look 3 of 3",
+        message="rolled back: still INCONCLUSIVE at steps[1] look 6 of 3 after 3 extra looks",
     ),
     Case(
-        "INCONCLUSIVE at the last planned look, onInconclusive pause",
-        spec({"setWeight": 10}, {"analysis": {**ANALYSIS, "onInconclusive": "pause"}}),
-        analyzing(3),
-        seen(weights=Weights(canary=10)),
-        now=T0 + 180,
-        feedback=verdict("INCONCLUSIVE", look=3, step=1),
-        expect={"phase": Phase.PAUSED, "weight": 10},
-        message="onInconclusive: pause",
-    ),
-    Case(
-        "INCONCLUSIVE at the last planned look, onInconclusive extend: look on",
-        spec({"setWeight": 10}, {"analysis": {**ANALYSIS, "onInconclusive": "extend"}}),
-        analyzing(3),
-        seen(weights=Weights(canary=10)),
-        now=T0 + 180,
-        feedback=verdict("INCONCLUSIVE", look=3, step=1),
-        expect={"phase": Phase.PROGRESSING, "step_index": 1},
-    ),
-    Case(
-        "still INCONCLUSIVE at the end of the extension: roll back, never promote",
+        "still INCONCLUSIVE after maxExtraLooks, onInconclusive extend: maxExtraLooks more",
         spec(
             {"setWeight": 10},
             {"analysis": {**ANALYSIS, "onInconclusive": "extend", "maxExtraLooks": 2}},
@@ -487,7 +495,21 @@ ANALYSES = [
         seen(weights=Weights(canary=10)),
         now=T0 + 300,
         feedback=verdict("INCONCLUSIVE", look=5, step=1),
-        expect={"phase": Phase.FAILED},
+        expect={
+            "phase": Phase.PROGRESSING,
+            "analysis": AnalysisState(start=T0, looks_taken=5, granted_looks=2),
+        },
+        message="extending (onInconclusive: extend): 2 more looks",
+    ),
+    Case(
+        "maxExtraLooks 0: the last planned look decides",
+        spec({"setWeight": 10}, {"analysis": {**ANALYSIS, "maxExtraLooks": 0}}),
+        analyzing(3),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 180,
+        feedback=verdict("INCONCLUSIVE", look=3, step=1),
+        expect={"phase": Phase.PAUSED},
+        message="after 0 extra looks: paused",
     ),
     Case(
         "an ERROR asks the same look again after a backoff",
@@ -566,7 +588,8 @@ ANALYSES = [
         replace(analyzing(1), load_test=RUNNING),
         seen(weights=Weights(canary=10)),
         now=T0 + 600,
-        expect={"analysis": AnalysisState(start=T0, looks_taken=10)},
+        # Never past the final step's looks plus maxExtraLooks (3 + 3).
+        expect={"analysis": AnalysisState(start=T0, looks_taken=6)},
         actions=(*IN_FLIGHT, RequestVerdict),
     ),
     Case(
@@ -629,6 +652,207 @@ ANALYSES = [
         expect={"phase": Phase.PROGRESSING, "step_index": 1},
     ),
 ]
+
+
+# A rollout of two analysis steps: 3 looks at 10 %, 3 looks (+3 extra) at 50 %.
+R_SPEC = spec({"setWeight": 10}, {"analysis": ANALYSIS}, {"setWeight": 50}, {"analysis": ANALYSIS})
+R_LT_SPEC = spec(
+    {"setWeight": 10},
+    {"analysis": ANALYSIS},
+    {"setWeight": 50},
+    {"analysis": {**ANALYSIS, "loadTest": {"maxRps": 10, "maxDuration": "5m"}}},
+)
+AT_50 = T0 + 200  # the router confirmed weight 50
+
+
+def second_step(looks_taken: int, **changes: Any) -> Status:
+    """At the rollout's second analysis step (steps[3]), after 3 looks at 10 %."""
+    state = AnalysisState(start=T0, looks_taken=looks_taken, looks_before_step=3, step_origin=AT_50)
+    return rolling(3, weight=50, weight_confirmed_at=AT_50, analysis=replace(state, **changes))
+
+
+CLOSED = AnalysisState(start=T0, looks_taken=3, step_open=False)
+
+ROLLOUT = [
+    Case(
+        "PASS at an intermediate analysis step: the next step, the same analysis, no promotion",
+        R_SPEC,
+        analyzing(1),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 60,
+        feedback=verdict("PASS", step=1),
+        expect={
+            "phase": Phase.PROGRESSING,
+            "step_index": 3,
+            "weight": 50,
+            "analysis": AnalysisState(start=T0, looks_taken=1, step_open=False, passed=True),
+        },
+    ),
+    Case(
+        "INCONCLUSIVE before an intermediate step's last look: look on",
+        R_SPEC,
+        analyzing(2),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 120,
+        feedback=verdict("INCONCLUSIVE", look=2, step=1),
+        expect={"step_index": 1, "phase": Phase.PROGRESSING},
+        message="INCONCLUSIVE at steps[1] look 2 of 6: looking on",
+    ),
+    Case(
+        "an intermediate step's looks done without FAIL: the next step, no extra looks",
+        R_SPEC,
+        analyzing(3),
+        seen(weights=Weights(canary=10)),
+        now=T0 + 180,
+        feedback=verdict("INCONCLUSIVE", look=3, step=1),
+        expect={"phase": Phase.PROGRESSING, "step_index": 3, "weight": 50, "analysis": CLOSED},
+        message="waiting for the router to confirm weight 50",
+    ),
+    Case(
+        "the next analysis step goes on with the same analysis from its weight's confirmation",
+        R_SPEC,
+        rolling(3, weight=50, analysis=CLOSED),
+        seen(weights=Weights(canary=50)),
+        now=AT_50,
+        expect={"analysis": second_step(3).analysis},
+        actions=IN_FLIGHT,
+    ),
+    Case(
+        "an earlier step's PASS does not carry into the next analysis step",
+        R_SPEC,
+        rolling(3, weight=50, analysis=replace(CLOSED, passed=True)),
+        seen(weights=Weights(canary=50)),
+        now=AT_50,
+        expect={"analysis": second_step(3).analysis},
+    ),
+    Case(
+        "FAIL at a later step's look rolls back",
+        R_SPEC,
+        second_step(4),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 60,
+        feedback=verdict("FAIL", look=4, step=3),
+        expect={"phase": Phase.FAILED, "weight": 0},
+        message="FAIL at steps[3] look 4",
+    ),
+    Case(
+        "INCONCLUSIVE at the plan's last look: hold 50 % for maxExtraLooks",
+        R_SPEC,
+        second_step(6),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 180,
+        feedback=verdict("INCONCLUSIVE", look=6, step=3),
+        expect={"phase": Phase.PROGRESSING, "step_index": 3, "weight": 50},
+        message="INCONCLUSIVE at steps[3] look 6 of 6: looking on",
+    ),
+    Case(
+        "an extra look with a LoadHint: a load test sized by the hint at the held weight",
+        R_LT_SPEC,
+        second_step(7),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 240,
+        feedback=verdict("INCONCLUSIVE", look=7, step=3, load_hint=HINT),
+        expect={
+            "load_test": LoadTestState(
+                step_index=3, look=7, rps=8.0, duration_seconds=120.0, started_at=AT_50 + 240
+            )
+        },
+        actions=(*IN_FLIGHT, RunLoadTest),
+    ),
+    Case(
+        "still INCONCLUSIVE after the extra looks: paused (the default), weight held",
+        R_SPEC,
+        second_step(9),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 360,
+        feedback=verdict("INCONCLUSIVE", look=9, step=3),
+        expect={
+            "phase": Phase.PAUSED,
+            "weight": 50,
+            "analysis": second_step(9, held=True).analysis,
+        },
+        message="look 9 of 6 after 3 extra looks: paused at weight 50",
+    ),
+    Case(
+        "resume after an INCONCLUSIVE pause looks on (maxExtraLooks more), never promotes",
+        R_SPEC,
+        replace(second_step(9, held=True), phase=Phase.PAUSED),
+        seen(weights=Weights(canary=50), request=Intervention(verb="resume", id="resume/1")),
+        now=AT_50 + 400,
+        expect={
+            "phase": Phase.PROGRESSING,
+            "step_index": 3,
+            "analysis": second_step(9, granted_looks=3).analysis,
+        },
+        message="resumed on request: 3 more looks",
+    ),
+    Case(
+        "PASS at the final analysis step promotes",
+        R_SPEC,
+        second_step(5),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 120,
+        feedback=verdict("PASS", look=5, step=3),
+        expect={"phase": Phase.PROMOTING, "analysis": None},
+    ),
+    Case(
+        "the plan's end without PASS (a failed action resumed past): paused, not promoted",
+        R_SPEC,
+        replace(second_step(4), phase=Phase.PAUSED),
+        seen(weights=Weights(canary=50), request=Intervention(verb="resume", id="resume/2")),
+        now=AT_50 + 100,
+        expect={"phase": Phase.PAUSED, "step_index": 3, "weight": 50},
+        message="not promoted: the analysis never reached PASS",
+    ),
+    Case(
+        "an ERROR at a later step asks its rollout-level look again",
+        R_SPEC,
+        second_step(4),
+        seen(weights=Weights(canary=50)),
+        now=AT_50 + 60,
+        feedback=verdict("ERROR", look=4, step=3),
+        expect={"analysis": second_step(3, consecutive_errors=1, retry_at=AT_50 + 70).analysis},
+        message="ERROR at steps[3] look 4",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ROLLOUT, ids=lambda c: c.name)
+def test_one_analysis_per_rollout(case: Case) -> None:
+    check(case)
+
+
+def test_a_later_step_look_is_numbered_across_the_rollout_over_the_whole_window() -> None:
+    result = advance(
+        spec=R_SPEC,
+        status=second_step(3),
+        observation=seen(weights=Weights(canary=50)),
+        now=AT_50 + 61,
+    )
+    ask = next(a for a in result.actions if isinstance(a, RequestVerdict))
+    assert (ask.step_index, ask.look, ask.planned) == (3, 4, 6)
+    assert (ask.start, ask.end) == (T0, AT_50 + 60)
+    assert result.requeue_at == AT_50 + 120
+
+
+def test_a_restarted_controller_resumes_the_same_rollout_analysis() -> None:
+    status = second_step(4, consecutive_errors=1, granted_looks=2, passed=False)
+    stored = json.loads(json.dumps(status_to_dict(status)))
+    assert status_from_dict(stored) == status
+    result = advance(
+        spec=R_SPEC,
+        status=status_from_dict(stored),
+        observation=seen(weights=Weights(canary=50)),
+        now=AT_50 + 125,
+    )
+    ask = next(a for a in result.actions if isinstance(a, RequestVerdict))
+    assert (ask.look, ask.planned, ask.start) == (5, 6, T0)
+
+
+def test_a_status_from_before_rollout_analyses_reads_as_the_current_step() -> None:
+    legacy = {"start": "1970-01-12T13:46:40Z", "looksTaken": 2, "consecutiveErrors": 0}
+    state = status_from_dict({"phase": "Progressing", "analysis": legacy}).analysis
+    assert state == AnalysisState(start=T0, looks_taken=2)
 
 
 STEPS_BY_NAME = {c.name: c for c in STEPS}

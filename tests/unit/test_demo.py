@@ -15,10 +15,14 @@ def test_the_demo_promotes_v2_and_rolls_back_v3_with_no_human() -> None:
     v2, v3 = json.loads(done.stdout)["rollouts"]
     assert (v2["version"], v2["outcome"]) == ("v2", "promoted")
     assert (v3["version"], v3["outcome"]) == ("v3", "rolled back")
-    # Both begin with a quiet stage whose verdict asks for load that a load test supplies.
+    # One analysis per rollout: the quiet 5 % stage (steps[1]) leaves it INCONCLUSIVE, the
+    # looks go on numbered across the steps, and at 25 % (steps[3]) the verdict asks for load.
     for rollout in (v2, v3):
-        assert rollout["load_tests"] and rollout["load_tests"][0]["step"] == 1
-        assert any(look["decision"] == "INCONCLUSIVE" for look in rollout["looks"])
+        looks = rollout["looks"]
+        assert rollout["load_tests"] and rollout["load_tests"][0]["step"] == 3
+        assert {look["step"] for look in looks if look["decision"] == "INCONCLUSIVE"} >= {1, 3}
+        assert [look["look"] for look in looks] == list(range(1, len(looks) + 1))
+        assert {look["planned"] for look in looks} == {26}
     assert v3["looks"][-1]["decision"] == "FAIL"
     assert "(HIGH)" in v3["looks"][-1]["summary"]
     # What an absolute 99 % success-rate gate would have done with the same traffic.
@@ -40,4 +44,4 @@ def test_the_table_tells_the_story() -> None:
     assert "rolling out v2" in text and "rolling out v3" in text
     assert "load test:" in text
     assert "absolute 99 % gate" in text
-    assert "rolled back at step 2" in text
+    assert "rolled back at step 4" in text

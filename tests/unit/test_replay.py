@@ -352,7 +352,7 @@ def test_replay_command_interval_and_table(
     out = capsys.readouterr().out
     assert code == 0
     assert out.startswith("PASS after 5m (look 1 of 3, every 5m)")  # the PASS boundary is 2x
-    assert "error-rate" in out and "(* the controller's last look)" in out
+    assert "error-rate" in out and "(* the controller's last look;" in out
 
 
 def test_replay_command_silent_canary_exits_2(
