@@ -20,6 +20,7 @@ import unicodedata
 import numpy as np
 
 from gatekeeper.errors import FieldViolation
+from gatekeeper.stats.model import MAX_VALUE_MAGNITUDE as STATS_MAX_VALUE_MAGNITUDE
 
 #: Metrics one request may carry (``gatekeeper serve --max-metrics``).
 DEFAULT_MAX_METRICS = 1_000
@@ -27,9 +28,8 @@ DEFAULT_MAX_METRICS = 1_000
 MAX_NAME_LENGTH = 200
 #: The largest weight of a metric or a group.
 MAX_WEIGHT = 1e6
-#: The largest magnitude of a VALUES sample: far beyond any latency or resource figure, and
-#: far enough below the float range that sums and differences of samples stay finite.
-MAX_VALUE_MAGNITUDE = 1e100
+#: The largest magnitude of a VALUES sample (the statistics' own range; see stats.model).
+MAX_VALUE_MAGNITUDE = STATS_MAX_VALUE_MAGNITUDE
 
 
 def name_key(name: str) -> str:

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gatekeeper.limits import MAX_VALUE_MAGNITUDE
 from gatekeeper.sources.base import RangeSeries
+from gatekeeper.stats.model import MAX_VALUE_MAGNITUDE
 
 #: Counts per interval beyond this are not plausible (a million requests a second for
 #: eleven days): a source answering more is broken or hostile.

@@ -33,10 +33,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from gatekeeper.errors import FieldViolation, InvalidArgument
-from gatekeeper.limits import MAX_VALUE_MAGNITUDE
 from gatekeeper.sources.base import Window
 from gatekeeper.sources.checks import MAX_COUNT
 from gatekeeper.stats.model import (
+    MAX_VALUE_MAGNITUDE,
     BoolArray,
     FloatArray,
     HistogramSeries,

@@ -24,6 +24,10 @@ DEFAULT_BETA = 0.2
 DEFAULT_PASS_SCORE = 95.0
 DEFAULT_MARGINAL_SCORE = 75.0
 DEFAULT_OUTLIER_FACTOR = 3.0
+#: The largest magnitude of a VALUES sample the statistics accept: far beyond any latency or
+#: resource figure, and far enough below the float range that sums and differences of
+#: samples stay finite. Input beyond it is refused where it enters (wire, sources, files).
+MAX_VALUE_MAGNITUDE = 1e100
 
 
 #: The PASS boundary's relative margin by kind (DESIGN.md, "Statistics"): a promotion must
