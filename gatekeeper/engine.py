@@ -19,7 +19,7 @@ from gatekeeper.errors import InvalidArgument, QueryRejected, SourceError
 from gatekeeper.sources import checks, queries, series
 from gatekeeper.sources.base import BatchSource, MetricSource, RangeSeries, Window
 from gatekeeper.spec import AnalysisSpec, MetricSpec, format_duration
-from gatekeeper.stats import classify, score
+from gatekeeper.stats import warmed
 from gatekeeper.stats.kayenta import judge as kayenta_judge
 from gatekeeper.stats.model import (
     JudgeMode,
@@ -50,7 +50,8 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     metrics : sequence of MetricData
         Validated metrics (names unique, series consistent).
     settings : JudgeSettings
-        alpha, beta, score thresholds, interval, look and judge mode.
+        alpha, beta, score thresholds, interval, look, judge mode and warm-up (data of
+        young pods is left out, see :mod:`gatekeeper.stats.warmed`).
 
     Returns
     -------
@@ -59,9 +60,7 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     """
     if settings.mode is JudgeMode.KAYENTA:
         return kayenta_judge.judge(metrics, settings)
-    looks = classify.Looks(position=settings.look, alpha=settings.alpha)
-    classified = classify.classify(metrics, alpha=settings.alpha, beta=settings.beta, looks=looks)
-    return score.build_verdict(classified, metrics, settings, alpha=settings.alpha)
+    return warmed.judge(metrics, settings)
 
 
 class DataSource(Protocol):
