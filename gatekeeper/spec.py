@@ -27,6 +27,7 @@ from pydantic import (
 from gatekeeper.errors import FieldViolation, InvalidArgument
 from gatekeeper.sources import queries
 from gatekeeper.stats import model
+from gatekeeper.stats import warmup as warmup_rule
 from gatekeeper.stats.results import Direction, MetricKind
 
 _INNER_PATH = re.compile(r"^(metrics\[\d+\]\.\w+): (.*)$", re.DOTALL)
@@ -189,7 +190,7 @@ class AnalysisSpec(_Strict):
     service: str | None = None
     namespace: str | None = None
     interval: str = "30s"
-    warmup: str = "2m"
+    warmup: str = format_duration(warmup_rule.DEFAULT_WARMUP_SECONDS)
     mode: Literal["DEFAULT", "KAYENTA"] = "DEFAULT"
     alpha: Annotated[float, Field(gt=0.0, le=0.5)] = model.DEFAULT_ALPHA
     beta: Annotated[float, Field(gt=0.0, le=0.5)] = model.DEFAULT_BETA
