@@ -7,6 +7,7 @@ an analysis spec first; ``preflight`` checks that the baseline has data at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +17,10 @@ from typing import Protocol
 import numpy as np
 
 from gatekeeper.errors import InvalidArgument, QueryRejected, SourceError
-from gatekeeper.sources import checks, queries, series
+from gatekeeper.sources import checks, pod_starts, queries, series
 from gatekeeper.sources.base import BatchSource, MetricSource, RangeSeries, Window
 from gatekeeper.spec import AnalysisSpec, MetricSpec, format_duration
-from gatekeeper.stats import classify, score
+from gatekeeper.stats import warmed
 from gatekeeper.stats.kayenta import judge as kayenta_judge
 from gatekeeper.stats.model import (
     JudgeMode,
@@ -38,6 +39,8 @@ _FETCH_THREADS = 8
 SIDE_NAMES = ("baseline", "canary")
 #: The role of a visibility probe (see :mod:`gatekeeper.sources.checks`).
 PROBE = "probe"
+#: The job of the pods' start times: not a metric's.
+STARTS, STARTS_SIDE, STARTS_ROLE = -1, "pods", "start"
 Job = tuple[int, str, str, str]
 Answers = dict[tuple[int, str, str], list[RangeSeries] | SourceError]
 
@@ -50,7 +53,8 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     metrics : sequence of MetricData
         Validated metrics (names unique, series consistent).
     settings : JudgeSettings
-        alpha, beta, score thresholds, interval, look and judge mode.
+        alpha, beta, score thresholds, interval, look, judge mode and warm-up (data of
+        young pods is left out, see :mod:`gatekeeper.stats.warmed`).
 
     Returns
     -------
@@ -59,9 +63,7 @@ def judge(metrics: Sequence[MetricData], settings: JudgeSettings) -> Verdict:
     """
     if settings.mode is JudgeMode.KAYENTA:
         return kayenta_judge.judge(metrics, settings)
-    looks = classify.Looks(position=settings.look, alpha=settings.alpha)
-    classified = classify.classify(metrics, alpha=settings.alpha, beta=settings.beta, looks=looks)
-    return score.build_verdict(classified, metrics, settings, alpha=settings.alpha)
+    return warmed.judge(metrics, settings)
 
 
 class DataSource(Protocol):
@@ -178,6 +180,8 @@ def fetch(
         answers |= _fetch_all(source, _probes(spec, rendered, answers), window)
     except QueryRejected as exc:
         raise _named(exc, spec, jobs) from None
+    with contextlib.suppress(QueryRejected):  # refused start times: first samples count
+        answers |= _fetch_all(source, _start_jobs(spec, answers), window)
     return _collect(spec, rendered, answers, window)
 
 
@@ -208,8 +212,13 @@ async def fetch_async(
 
     answers = await ask(jobs)
     probes = _probes(spec, rendered, answers)
-    if probes:
-        answers |= await ask(probes)
+    starts = _start_jobs(spec, answers)
+    try:
+        answers |= await ask(probes + starts) if probes or starts else {}
+    except QueryRejected as exc:
+        if exc.query not in {job[3] for job in starts}:
+            raise
+        answers |= await ask(probes) if probes else {}  # first samples count as starts
     return _collect(spec, rendered, answers, window)
 
 
@@ -225,6 +234,15 @@ def _jobs(rendered: list[tuple[dict[str, str], dict[str, str]]]) -> list[Job]:
         for side, queries_ in zip(SIDE_NAMES, pair, strict=True)
         for role, query in queries_.items()
     ]
+
+
+def _start_jobs(spec: AnalysisSpec, answers: Answers) -> list[Job]:
+    """The query of the start times of every pod the answers name (none without pods or
+    warm-up)."""
+    names = pod_starts.pod_names(answers.values())
+    if not names or spec.warmup_seconds <= 0:
+        return []
+    return [(STARTS, STARTS_SIDE, STARTS_ROLE, pod_starts.query(names, namespace=spec.namespace))]
 
 
 def _probes(
@@ -252,6 +270,8 @@ def _collect(
     window: Window,
 ) -> list[MetricData]:
     """Every metric's data from the answers; failures and unusable data become its error."""
+    found = answers.get((STARTS, STARTS_SIDE, STARTS_ROLE), [])
+    started = pod_starts.starts(found, window) if isinstance(found, list) else {}
     metrics = []
     for i, (metric, pair) in enumerate(zip(spec.metrics, rendered, strict=True)):
         settings = spec.settings(metric)
@@ -288,7 +308,11 @@ def _collect(
         notes = tuple(f"baseline: {n}" for n in base.notes) + tuple(
             f"canary: {n}" for n in can.notes
         )
-        metrics.append(MetricData(settings, base.series, can.series, queries=shown, notes=notes))
+        metrics.append(
+            MetricData(
+                settings, base.series, can.series, queries=shown, notes=notes, pod_starts=started
+            )
+        )
     return metrics
 
 

@@ -28,6 +28,7 @@ from gatekeeper import limits
 from gatekeeper.errors import FieldViolation, InvalidArgument, collect
 from gatekeeper.sources import queries
 from gatekeeper.stats import model
+from gatekeeper.stats import warmup as warmup_rule
 from gatekeeper.stats.results import Direction, MetricKind
 
 _INNER_PATH = re.compile(r"^(metrics\[\d+\]\.\w+): (.*)$", re.DOTALL)
@@ -191,6 +192,7 @@ class AnalysisSpec(_Strict):
     service: str | None = None
     namespace: str | None = None
     interval: str = "30s"
+    warmup: str = format_duration(warmup_rule.DEFAULT_WARMUP_SECONDS)
     mode: Literal["DEFAULT", "KAYENTA"] = "DEFAULT"
     alpha: Annotated[float, Field(gt=0.0, le=0.5)] = model.DEFAULT_ALPHA
     beta: Annotated[float, Field(gt=0.0, le=0.5)] = model.DEFAULT_BETA
@@ -204,6 +206,14 @@ class AnalysisSpec(_Strict):
     def _interval_is_a_duration(cls, value: str) -> str:
         if parse_duration(value) <= 0:
             raise ValueError("must be longer than 0s")
+        return value
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_is_a_duration(cls, value: str) -> str:
+        if value.strip() in ("0", "0s"):
+            return value
+        parse_duration(value)
         return value
 
     @model_validator(mode="after")
@@ -236,6 +246,11 @@ class AnalysisSpec(_Strict):
     def interval_seconds(self) -> float:
         """The interval in seconds."""
         return parse_duration(self.interval)
+
+    @property
+    def warmup_seconds(self) -> float:
+        """The warm-up in seconds (0: off)."""
+        return 0.0 if self.warmup.strip() == "0" else parse_duration(self.warmup)
 
     @property
     def custom_queries(self) -> bool:
@@ -295,6 +310,7 @@ class AnalysisSpec(_Strict):
             mode=model.JudgeMode(self.mode),
             kayenta_tolerance=self.kayenta.tolerance,
             kayenta_confidence=self.kayenta.confidence,
+            warmup_seconds=self.warmup_seconds,
         )
 
 

@@ -57,6 +57,7 @@ from gatekeeper.stats.results import (
     SideSummary,
     Verdict,
 )
+from gatekeeper.stats.warmup import DEFAULT_WARMUP_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +503,17 @@ def _hostile(request: pb.JudgeRequest) -> list[FieldViolation]:
     return found
 
 
+def _judge_warmup(request: pb.JudgeRequest, interval: float | None) -> float:
+    """Judge's warm-up: the default, over per-pod data on a known interval; else none.
+
+    A Judge request carries no pod ages: each pod's first interval with data is its start,
+    as in replay without start times (:mod:`gatekeeper.stats.warmup`). Aggregate series
+    are the caller's own cut of the data and are judged whole.
+    """
+    per_pod = any(len(m.baseline.pods) or len(m.canary.pods) for m in request.metrics)
+    return DEFAULT_WARMUP_SECONDS if per_pod and interval else 0.0
+
+
 def _judge_settings(check: _Checker, request: pb.JudgeRequest, mode: JudgeMode) -> JudgeSettings:
     alpha = check.number(
         "alpha", _optional(request, "alpha", DEFAULT_ALPHA), low=0.0, high=0.5, low_open=True
@@ -556,6 +568,7 @@ def _judge_settings(check: _Checker, request: pb.JudgeRequest, mode: JudgeMode) 
             _optional(request.kayenta, "tolerance", DEFAULT_KAYENTA_TOLERANCE),
             low=0.0,
         ),
+        warmup_seconds=_judge_warmup(request, interval),
         kayenta_confidence=check.number(
             "kayenta.confidence",
             _optional(request.kayenta, "confidence", DEFAULT_KAYENTA_CONFIDENCE),

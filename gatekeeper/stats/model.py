@@ -7,6 +7,7 @@ domain errors of :mod:`gatekeeper.errors`; the constructors here only hold data.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -262,6 +263,7 @@ class MetricData:
     error: str | None = None
     queries: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    pod_starts: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +276,11 @@ class LookPosition:
 
 @dataclass(frozen=True, slots=True)
 class JudgeSettings:
-    """Settings of one judgement as a whole."""
+    """Settings of one judgement as a whole.
+
+    ``warmup_seconds``: data of pods younger than this is left out (needs
+    ``interval_seconds``; 0 turns it off, the default of a bare judgement).
+    """
 
     alpha: float = DEFAULT_ALPHA
     beta: float = DEFAULT_BETA
@@ -286,3 +292,4 @@ class JudgeSettings:
     mode: JudgeMode = JudgeMode.DEFAULT
     kayenta_tolerance: float = DEFAULT_KAYENTA_TOLERANCE
     kayenta_confidence: float = DEFAULT_KAYENTA_CONFIDENCE
+    warmup_seconds: float = 0.0

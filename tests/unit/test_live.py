@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import numpy as np
 import pytest
@@ -110,7 +111,12 @@ def test_a_server_analyzes_live_simulated_traffic() -> None:
 
     verdict = asyncio.run(scenario())
     assert verdict.decision in (pb.DECISION_PASS, pb.DECISION_INCONCLUSIVE)  # a healthy canary
-    assert verdict.metrics[0].canary.count == pytest.approx(source.canary_requests())
+    # the canary's first 2 minutes are warm-up (the spec's default): left out, and said so
+    found = re.search(r"left out: ([\d,]+) of ([\d,]+) canary", verdict.metrics[0].reason)
+    assert found is not None, verdict.metrics[0].reason
+    left_out, total = (float(group.replace(",", "")) for group in found.groups())
+    assert total == pytest.approx(source.canary_requests())
+    assert verdict.metrics[0].canary.count == pytest.approx(total - left_out)
     assert verdict.metrics[0].queries == ["simulated"]
 
 

@@ -19,8 +19,11 @@ from gatekeeper.stats.model import LookPosition
 from gatekeeper.stats.results import Decision
 
 T0 = 1714572000.0  # 2024-05-01T14:00:00Z
+# These tests judge the statistics look by look on traffic without a slow start; the
+# warm-up rule has its own tests (tests/unit/test_warmup.py), so it is off here.
 SPEC_TEXT = """
 interval: 1m
+warmup: 0s
 metrics:
   - {name: error-rate, kind: RATIO, critical: true}
   - {name: latency, kind: HISTOGRAM, quantile: 0.99, critical: true}
