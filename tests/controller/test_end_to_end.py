@@ -44,8 +44,9 @@ metrics:
   - {name: errors, template: request-success-rate, critical: true, absolute_tolerance: 0.005}
   - {name: latency, template: request-duration}
 """
-#: A quiet service: 20 requests a second, so a canary at 10 % sees 2 a second.
-QUIET = simulate.Scenario(rps=20.0, step_seconds=15.0, error_rate=0.01, seed=11)
+#: A quiet service: 5 requests a second, so a canary at 10 % sees 0.5 a second: too few for
+#: the plan to settle its verdict once its pods are past the warm-up.
+QUIET = simulate.Scenario(rps=5.0, step_seconds=15.0, error_rate=0.01, seed=11)
 BROKEN_IMAGE = "ghcr.io/stefanprodan/podinfo:6.6.1-regression"
 
 
@@ -285,9 +286,9 @@ def test_a_quiet_canary_gets_load_sized_by_the_real_verdict_and_then_proceeds(
             now = clock.now()
             clock.set(min(due if due is not None else now + 30, now + 30))
         assert status.phase is Phase.SUCCEEDED, status.message
-        assert len(load.started) == 1  # one Job, sized by the verdict's hint
-        rps, seconds, _ = next(iter(load.started.values()))
-        assert 0 < rps <= 50 and 0 < seconds <= 600
+        assert load.started  # Jobs, each sized by the hint of the verdict that asked for it
+        for rps, seconds, _ in load.started.values():
+            assert 0 < rps <= 50 and 0 < seconds <= 600
         organic = 0.1 * QUIET.rps * (clock.now() - started)
         # the Job's load reached the canary: it served far more than its organic share
         assert server.source.canary_requests(since=started) > 2 * organic
