@@ -16,11 +16,13 @@ def test_the_demo_promotes_v2_and_rolls_back_v3_with_no_human() -> None:
     assert (v2["version"], v2["outcome"]) == ("v2", "promoted")
     assert (v3["version"], v3["outcome"]) == ("v3", "rolled back")
     # One analysis per rollout: the quiet 5 % stage (steps[1]) leaves it INCONCLUSIVE, the
-    # looks go on numbered across the steps, and at 25 % (steps[3]) the verdict asks for load.
+    # looks go on numbered across the steps, and the verdicts of its analysis steps ask for
+    # load that a load test supplies.
     for rollout in (v2, v3):
         looks = rollout["looks"]
-        assert rollout["load_tests"] and rollout["load_tests"][0]["step"] == 3
-        assert {look["step"] for look in looks if look["decision"] == "INCONCLUSIVE"} >= {1, 3}
+        assert rollout["load_tests"]
+        assert {test["step"] for test in rollout["load_tests"]} <= {1, 3, 5}
+        assert 1 in {look["step"] for look in looks if look["decision"] == "INCONCLUSIVE"}
         assert [look["look"] for look in looks] == list(range(1, len(looks) + 1))
         assert {look["planned"] for look in looks} == {26}
     assert v3["looks"][-1]["decision"] == "FAIL"
