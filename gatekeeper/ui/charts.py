@@ -168,6 +168,8 @@ def _level_svg(level: Level, box: Frame) -> list[str]:
 
 
 def _band_svg(band: Band, box: Frame) -> list[str]:
+    if any(math.isnan(v) for v in (band.lower, band.estimate, band.upper)):
+        return []  # a look without an effect (all of a side's data warm-up, or none)
     x = round(box.x(band.x), 2)
     low, mid, high = (round(box.y(v), 2) for v in (band.lower, band.estimate, band.upper))
     colour = SIDE_STYLE["canary"][0]

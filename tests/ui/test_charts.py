@@ -179,3 +179,11 @@ def test_a_values_metrics_looks_carry_the_shift_boundaries_and_a_tail_its_quanti
     assert labels == [
         f"{side} {q}" for side in ("baseline", "canary") for q in ("p50", "p95", "p99")
     ]
+
+
+def test_a_look_without_an_effect_draws_no_band() -> None:
+    box = charts.Frame(x0=1.0, x1=3.0, y0=0.0, y1=2.0)
+    nothing = charts.Band(x=1.0, estimate=math.nan, lower=math.nan, upper=math.nan)
+    assert charts._band_svg(nothing, box) == []
+    drawn = charts._band_svg(charts.Band(x=2.0, estimate=1.0, lower=0.5, upper=math.inf), box)
+    assert drawn and "nan" not in "".join(drawn)
